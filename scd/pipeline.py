@@ -1,0 +1,131 @@
+"""Compute-or-load stages: each is keyed by a hash of what it depends on, so reruns are instant
+and an interrupted run resumes. A stage is complete only when its ``done.json`` exists
+(written last, atomically); anything else in its folder is a partial run to resume from.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from scd import datafiles
+from scd.config import Config
+from scd.data import TASKS, get_task, load_task
+from scd.evaluate import evaluate, gold_losses, new_token_budget
+from scd.io import config_hash, read_json, write_csv, write_json
+from scd.models import (build_scratch_model, corpus_texts, count_params, load_model, load_tokenizer,
+                        tokenizer_hash, train_tokenizer)
+from scd.pretrain import pretrain, token_stream
+from scd.sft import encode, run_sft
+
+TOKENIZER_KEYS = ("vocab_size", "max_piece_length", "corpus_tasks", "base_seed")
+SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",
+            "max_eval", "max_new_tokens", "eval_batch_size", "bf16")
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get("SCD_RUNS_DIR", "runs"))
+
+
+def stage_dir(cfg: Config, stage: str, key: dict) -> Path:
+    return runs_root() / cfg.profile / f"{stage}-{config_hash(key)}"
+
+
+def is_done(path: Path) -> bool:
+    return (path / "done.json").is_file()
+
+
+def threads() -> None:
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def data_checksums(cfg: Config, root=None) -> dict[str, str]:
+    """Checksums of the files the config's tasks read: part of every stage's identity."""
+    files = set()
+    for name in set(cfg.tasks) | set(cfg.corpus_tasks or TASKS):
+        task = get_task(name)
+        files.update((task.test_file, *task.pool_files))
+    return datafiles.verify(datafiles.data_dir(root), sorted(files))
+
+
+def task_splits(cfg: Config, name: str, root=None) -> dict[str, list[dict]]:
+    splits = load_task(name, root, max_train=cfg.max_train)
+    for split in ("dev", "test"):
+        splits[split] = splits[split][: cfg.max_eval] if cfg.max_eval else splits[split]
+    return splits
+
+
+# ------------------------------------------------------------------ tokenizer and base LMs
+def tokenizer_stage(cfg: Config, root=None) -> tuple[object, Path, dict]:
+    key = {k: getattr(cfg, k) for k in TOKENIZER_KEYS} | {"data": data_checksums(cfg, root)}
+    path = stage_dir(cfg, "tokenizer", key)
+    if not is_done(path):
+        texts = corpus_texts(cfg, root)
+        tok = train_tokenizer(texts, cfg, path)
+        write_json(path / "done.json", {"key": key, "documents": len(texts), "chars": sum(map(len, texts)),
+                                        "tokenizer_hash": tokenizer_hash(tok)})
+    return load_tokenizer(path), path, key
+
+
+def base_model_stage(cfg: Config, role: str, root=None) -> tuple[Path, dict]:
+    tok, tok_path, tok_key = tokenizer_stage(cfg, root)
+    spec = getattr(cfg, role)
+    key = {"tokenizer": tok_key, "spec": spec, "window": cfg.pretrain_window, "role": role}
+    path = stage_dir(cfg, f"base-{role}", key)
+    if not is_done(path):
+        threads()
+        model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
+        stream = token_stream(corpus_texts(cfg, root), tok)
+        start = time.time()
+        info = pretrain(model, stream, spec, cfg, path / "trainer", cfg.base_seed)
+        model.save_pretrained(path / "model")
+        tok.save_pretrained(path / "model")
+        info |= {"key": key, "params": count_params(model), "corpus_tokens": int(len(stream)),
+                 "wall_s": time.time() - start, "tokenizer_hash": tokenizer_hash(tok)}
+        write_json(path / "done.json", info)
+    return path / "model", key
+
+
+# ------------------------------------------------------------------ SFT
+def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> dict:
+    """Teacher (N checkpoints, best on dev) or student (best on dev, plus AW anchor losses)."""
+    base_path, base_key = base_model_stage(cfg, role, root)
+    lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
+    key = {"base": base_key, "task": task, "seed": seed, "lr": lr, "epochs": epochs,
+           "n_checkpoints": cfg.n_checkpoints} | {k: getattr(cfg, k) for k in SFT_KEYS}
+    path = stage_dir(cfg, f"sft-{role}", key)
+    if is_done(path):
+        return read_json(path / "done.json")
+    threads()
+    tok = load_tokenizer(base_path)
+    splits = task_splits(cfg, task, root)
+    model = load_model(base_path)
+    start = time.time()
+    ckpts = run_sft(model, tok, splits["train"], cfg, path / "trainer", lr, epochs, seed, cfg.n_checkpoints)
+    train_s = time.time() - start
+    budget = new_token_budget(task, splits["train"], tok, cfg)
+    trajectory = []
+    for i, (step, ckpt) in enumerate(ckpts):
+        model = load_model(ckpt)
+        dev, rows = evaluate(model, tok, splits["dev"], task, cfg, budget, desc=f"{role} ckpt{i} dev")
+        write_csv(path / f"dev_ckpt{i}.csv", rows)
+        trajectory.append({"checkpoint": f"ckpt{i}", "index": i, "step": step, "path": str(ckpt),
+                           "epoch": step * epochs / ckpts[-1][0], "dev": dev})
+    best = max(trajectory, key=lambda t: (t["dev"]["primary"], -t["dev"]["gold_loss"], t["index"]))
+    model = load_model(best["path"])
+    test, rows = evaluate(model, tok, splits["test"], task, cfg, budget, desc=f"{role} best test")
+    write_csv(path / "test.csv", rows)
+    if role == "student":  # the AW anchor: the SFT student's gold loss on every train sample
+        anchor = gold_losses(model, tok, splits["train"], cfg, desc="anchor")
+        write_csv(path / "anchor.csv", pd.DataFrame({"id": list(anchor), "loss": list(anchor.values())}))
+    _, n_trunc = encode(splits["train"] + splits["dev"] + splits["test"], tok, cfg.max_length)
+    info = {"key": key, "role": role, "task": task, "seed": seed, "path": str(path), "trajectory": trajectory,
+            "best": best["checkpoint"], "best_path": best["path"], "test": test, "train_s": train_s,
+            "eval_s": time.time() - start - train_s, "max_new_tokens": budget,
+            "n": {s: len(splits[s]) for s in ("train", "dev", "test")}, "prompts_truncated": n_trunc,
+            "data_stats": splits["stats"], "tokenizer_hash": read_json(base_path.parent / "done.json")["tokenizer_hash"]}
+    write_json(path / "done.json", info)
+    return info

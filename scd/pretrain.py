@@ -1,0 +1,60 @@
+"""Base-LM pretraining on train-split text, so both tiny models start as "pretrained LMs".
+
+Without it a bigger tiny model is no better than a smaller one on these tasks (see
+MEASUREMENTS.md); the teacher gets more compute than the student, which opens the capacity
+gap the paper's question needs. Shared by every task and seed, so it runs once and is cached.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import Trainer
+
+from scd.config import Config, ModelSpec
+from scd.sft import check_finite, last_checkpoint, training_args
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Random fixed-length windows of the concatenated corpus, drawn once from a seed."""
+
+    def __init__(self, stream: np.ndarray, window: int, n: int, seed: int):
+        if len(stream) <= window:
+            raise ValueError(f"pretraining corpus has {len(stream)} tokens, fewer than one window of {window}")
+        self.stream, self.window = stream, window
+        self.starts = np.random.default_rng(seed).integers(0, len(stream) - window, size=n)
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __getitem__(self, i):
+        ids = torch.from_numpy(self.stream[self.starts[i]:self.starts[i] + self.window].astype(np.int64))
+        return {"input_ids": ids, "labels": ids.clone()}
+
+
+class FullSequenceTrainer(Trainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        out = model(input_ids=inputs["input_ids"], labels=inputs["labels"])
+        check_finite(out.loss, self.state.global_step, "pretraining windows")
+        return (out.loss, out) if return_outputs else out.loss
+
+
+def token_stream(texts: list[str], tok) -> np.ndarray:
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tok(text, add_special_tokens=False)["input_ids"])
+        ids.append(tok.eos_token_id)
+    return np.asarray(ids, dtype=np.int32)
+
+
+def pretrain(model, stream: np.ndarray, spec: ModelSpec, cfg: Config, out_dir, seed: int) -> dict:
+    data = WindowDataset(stream, cfg.pretrain_window, spec.pretrain_steps * spec.pretrain_batch, seed)
+    args = training_args(out_dir, cfg.replace(batch_size=spec.pretrain_batch), spec.pretrain_lr, 1, seed,
+                         save_strategy="steps", save_steps=max(1, spec.pretrain_steps // 4), save_total_limit=1,
+                         logging_steps=max(1, spec.pretrain_steps // 20))
+    trainer = FullSequenceTrainer(model=model, args=args, train_dataset=data)
+    last = last_checkpoint(out_dir)
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {"steps": spec.pretrain_steps, "tokens": len(data) * cfg.pretrain_window,
+            "final_loss": losses[-1] if losses else float(result.training_loss),
+            "train_runtime_s": result.metrics.get("train_runtime"), "loss_curve": losses}
