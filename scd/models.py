@@ -47,12 +47,17 @@ def corpus_texts(cfg: Config, root=None) -> list[str]:
 
 
 def train_tokenizer(texts: list[str], cfg: Config, out_dir: Path) -> PreTrainedTokenizerFast:
-    tok = Tokenizer(models.Unigram())
+    """Byte-pair merges capped at ``max_piece_length`` characters.
+
+    BPE rather than Unigram: the tokenizers library's Unigram trainer is not deterministic
+    between processes, and a tokenizer is part of every downstream run's identity.
+    """
+    tok = Tokenizer(models.BPE(unk_token=SPECIALS["unk_token"]))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="never")
-    trainer = trainers.UnigramTrainer(
-        vocab_size=cfg.vocab_size, special_tokens=list(SPECIALS.values()), unk_token=SPECIALS["unk_token"],
-        max_piece_length=cfg.max_piece_length, shrinking_factor=0.75, n_sub_iterations=2,
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size, special_tokens=list(SPECIALS.values()), max_token_length=cfg.max_piece_length,
+        show_progress=False,
     )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)

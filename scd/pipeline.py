@@ -60,7 +60,7 @@ def task_splits(cfg: Config, name: str, root=None) -> dict[str, list[dict]]:
 
 # ------------------------------------------------------------------ tokenizer and base LMs
 def tokenizer_stage(cfg: Config, root=None) -> tuple[object, Path, dict]:
-    key = {k: getattr(cfg, k) for k in TOKENIZER_KEYS} | {"data": data_checksums(cfg, root)}
+    key = {k: getattr(cfg, k) for k in TOKENIZER_KEYS} | {"data": data_checksums(cfg, root), "algo": "bpe-metaspace"}
     path = stage_dir(cfg, "tokenizer", key)
     if not is_done(path):
         texts = corpus_texts(cfg, root)

@@ -115,7 +115,7 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
         adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
         save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing, disable_tqdm=os.environ.get("SCD_QUIET") == "1",
+        activation_checkpointing=cfg.gradient_checkpointing, disable_tqdm=os.environ.get("SCD_QUIET") == "1",
         use_cpu=not torch.cuda.is_available(),
     )
     kwargs.update(extra)
@@ -130,6 +130,7 @@ def run_sft(model, tok, train_records: list[dict], cfg: Config, out_dir: Path, l
     steps = checkpoint_steps(total, n_checkpoints)
     args = training_args(out_dir, cfg, lr, epochs, seed, train_sampling_strategy="group_by_length")
     trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
+                                processing_class=tok,
                                 callbacks=[SaveAtSteps(steps)])
     last = last_checkpoint(out_dir)
     trainer.train(resume_from_checkpoint=str(last) if last else None)

@@ -1,0 +1,98 @@
+"""``python -m scd <command>``: every stage for a profile/task/seed, each compute-or-load."""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+
+from scd.config import get_config
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    """``--set key=value``; values are Python literals where they parse, strings otherwise."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            out[key] = raw
+    return out
+
+
+def _config(args):
+    overrides = parse_overrides(args.set)
+    if getattr(args, "task", None):
+        overrides["tasks"] = args.task
+    if getattr(args, "seed", None) is not None:
+        overrides["seeds"] = args.seed
+    return get_config(args.profile, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scd", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name, help, run_opts=True):
+        p = sub.add_parser(name, help=help)
+        if run_opts:
+            p.add_argument("--profile", default="cpu", help="smoke | cpu | gemma | paper")
+            p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
+        return p
+
+    p = add("download", "fetch the benchmark files at the pinned commits and verify them", run_opts=False)
+    p.add_argument("--dest", default="data")
+    p = add("data-summary", "split sizes, label balance, prompt lengths -> results/", run_opts=False)
+    p.add_argument("--out", default="results")
+    add("pretrain", "tokenizer and base LMs (tiny profiles; cached)")
+    for name, help in [("sft", "teacher or student SFT for one task and seed"),
+                       ("distill", "distil the student with one method for one task and seed")]:
+        p = add(name, help)
+        p.add_argument("--task", required=True)
+        p.add_argument("--seed", type=int, default=0)
+        if name == "sft":
+            p.add_argument("--role", choices=["teacher", "student"], required=True)
+        else:
+            p.add_argument("--method", required=True, help="e.g. td, cd, scd, td_aw, cd_aw, scd_aw")
+    add("reproduce", "every stage for every task and seed of the profile, then the tables")
+    args = parser.parse_args(argv)
+
+    if args.command == "download":
+        from scd.datafiles import download
+
+        print(f"downloaded and verified into {download(args.dest)}")
+    elif args.command == "data-summary":
+        from scd.report import write_data_summary
+
+        frame, paths = write_data_summary(args.out)
+        print(frame.to_string(index=False))
+        print("wrote", ", ".join(map(str, paths)))
+    elif args.command == "pretrain":
+        from scd.pipeline import base_model_stage
+
+        cfg = _config(args)
+        for role in ("student", "teacher"):
+            path, _ = base_model_stage(cfg, role)
+            print(f"{role} base LM: {path}")
+    elif args.command == "sft":
+        from scd.pipeline import sft_stage
+
+        info = sft_stage(_config(args), args.role, args.task, args.seed)
+        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+    elif args.command == "distill":
+        from scd.pipeline import distill_stage
+
+        info = distill_stage(_config(args), args.method, args.task, args.seed)
+        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+    elif args.command == "reproduce":
+        from scd.reproduce import reproduce
+
+        reproduce(_config(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

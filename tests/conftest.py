@@ -1,0 +1,31 @@
+"""Shared fixtures: the real benchmark data (SCD_DATA_DIR) and one smoke-profile run per session."""
+import os
+from pathlib import Path
+
+import pytest
+
+DATA = Path(os.environ.get("SCD_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+os.environ.setdefault("SCD_QUIET", "1")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "jmed-llm").is_dir():
+        pytest.fail(f"benchmark data not found at {DATA}: set SCD_DATA_DIR to the shared data folder")
+    os.environ["SCD_DATA_DIR"] = str(DATA)
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory) -> Path:
+    """One runs/ folder for the whole session, so expensive smoke stages are built once."""
+    path = tmp_path_factory.mktemp("runs")
+    os.environ["SCD_RUNS_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg(data_dir, runs_dir):
+    from scd.config import get_config
+
+    return get_config("smoke")
