@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--role", choices=["teacher", "student"], required=True)
         else:
             p.add_argument("--method", required=True, help="e.g. td, cd, scd, td_aw, cd_aw, scd_aw")
-    add("reproduce", "every stage for every task and seed of the profile, then the tables")
+    p = add("reproduce", "every stage for every task and seed of the profile, then the tables")
+    p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
 
     if args.command == "download":
@@ -83,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         info = sft_stage(_config(args), args.role, args.task, args.seed)
         print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
     elif args.command == "distill":
-        from scd.pipeline import distill_stage
+        from scd.run_distill import distill_stage
 
         info = distill_stage(_config(args), args.method, args.task, args.seed)
         print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
     elif args.command == "reproduce":
         from scd.reproduce import reproduce
 
-        reproduce(_config(args))
+        reproduce(_config(args), args.out)
     return 0
 
 

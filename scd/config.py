@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from scd.data import TASKS
+from scd.divergences import DIVERGENCES
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class Config:
         unknown = [t for t in self.tasks + (self.corpus_tasks or ()) if t not in TASKS]
         if unknown or not self.tasks:
             raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)}")
+        if self.divergence not in DIVERGENCES:
+            raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
         if self.model_source not in ("scratch", "hub", "gemma"):
             raise ValueError(f"config model_source={self.model_source!r}: expected scratch, hub or gemma")
         if self.model_source == "scratch" and (self.teacher is None or self.student is None):

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from scd import metrics
 from scd.config import Config
 from scd.data import get_task
-from scd.models import answer_logits, per_sample_nll
+from scd.models import answer_logits, per_sample_mean
 from scd.sft import PadCollator, encode, prompt_ids
 
 
@@ -33,7 +33,7 @@ def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold 
         logits, targets, mask = answer_logits(model, batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
                                               batch["labels"].to(dev))
         nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
-        for sid, value in zip(batch["sample_ids"], per_sample_nll(nll, mask).tolist()):
+        for sid, value in zip(batch["sample_ids"], per_sample_mean(nll, mask).tolist()):
             out[sid] = value
     return out
 

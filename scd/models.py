@@ -119,8 +119,8 @@ def answer_logits(model, input_ids, attention_mask, labels):
     return logits, targets[mask], mask
 
 
-def per_sample_nll(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Scatter flat per-token losses back to samples: mean over each sample's answer tokens."""
+def per_sample_mean(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Scatter flat per-token values back to samples: mean over each sample's answer tokens."""
     rows = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(mask)[mask]
     sums = torch.zeros(mask.shape[0], dtype=token_nll.dtype, device=token_nll.device).index_add_(0, rows, token_nll)
     return sums / mask.sum(1).clamp(min=1)

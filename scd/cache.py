@@ -1,0 +1,113 @@
+"""Teacher targets: top-k log-probs at every answer position, per checkpoint and sample id.
+
+Built once per teacher checkpoint and reused by every method and seed, so the student never
+waits for a teacher forward. The same ``teacher_topk`` runs inside the training step in the
+*online* mode, which is how a test shows both give the same loss.
+Stored as one ``.pt`` per checkpoint: flat ``[tokens, k]`` int32 ids and float32 log-probs
+with per-sample offsets, plus the checkpoint's gold loss per sample and what it was built from.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from scd.io import atomic_write_bytes
+from scd.models import answer_logits, per_sample_mean
+from scd.sft import PadCollator, encode
+
+
+class CacheMismatch(ValueError):
+    """A cache built from another checkpoint, tokenizer, k or data than the run asks for."""
+
+
+def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(top-k ids, top-k log-probs at ``temperature``, per-sample gold NLL at T=1) for a batch.
+
+    Rows follow the flattened answer positions of the batch, the order the student sees.
+    """
+    with torch.no_grad():
+        logits, targets, mask = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        logits = logits.float()
+        logp = torch.log_softmax(logits / temperature, dim=-1)
+        top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
+        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    return top_ids, top_logp, per_sample_mean(nll, mask)
+
+
+@dataclass
+class TeacherTargets:
+    """Cached targets of one checkpoint; ``lookup`` returns rows in the batch's answer order."""
+
+    sample_ids: list[str]
+    offsets: torch.Tensor
+    topk_ids: torch.Tensor
+    topk_logp: torch.Tensor
+    gold_loss: torch.Tensor
+    meta: dict
+
+    def __post_init__(self):
+        self.index = {sid: i for i, sid in enumerate(self.sample_ids)}
+
+    def lookup(self, sample_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        missing = [s for s in sample_ids if s not in self.index]
+        if missing:
+            raise CacheMismatch(f"target cache of {self.meta['checkpoint']} has no entry for samples {missing[:3]}")
+        rows = torch.cat([torch.arange(self.offsets[self.index[s]], self.offsets[self.index[s] + 1])
+                          for s in sample_ids])
+        return self.topk_ids[rows].long(), self.topk_logp[rows]
+
+    def losses(self) -> dict[str, float]:
+        return dict(zip(self.sample_ids, self.gold_loss.tolist()))
+
+    def check(self, expected: dict) -> "TeacherTargets":
+        for key, value in expected.items():
+            if self.meta.get(key) != value:
+                raise CacheMismatch(f"target cache built with {key}={self.meta.get(key)!r}, run expects {value!r}; "
+                                    "delete it or rebuild")
+        return self
+
+
+def build_targets(model, tok, records: list[dict], max_length: int, k: int, temperature: float, meta: dict,
+                  batch_size: int = 16) -> TeacherTargets:
+    model.eval()
+    items, _ = encode(records, tok, max_length)
+    collate = PadCollator(tok.pad_token_id)
+    ids, lps, losses, lengths = [], [], [], []
+    for start in tqdm(range(0, len(items), batch_size), desc=f"cache {meta.get('checkpoint', '')}", leave=False,
+                      disable=meta.get("quiet", False)):
+        batch = collate(items[start:start + batch_size])
+        top_ids, top_logp, nll = teacher_topk(model, batch, k, temperature)
+        ids.append(top_ids.to(torch.int32))
+        lps.append(top_logp)
+        losses.append(nll)
+        lengths.extend(((batch["labels"][:, 1:] != -100).sum(1)).tolist())
+    offsets = torch.zeros(len(items) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
+    meta = {key: v for key, v in meta.items() if key != "quiet"} | {"k": k, "temperature": temperature,
+                                                                  "n_samples": len(items)}
+    return TeacherTargets([it["id"] for it in items], offsets, torch.cat(ids), torch.cat(lps), torch.cat(losses), meta)
+
+
+def save_targets(targets: TeacherTargets, path: Path) -> Path:
+    buf = io.BytesIO()
+    torch.save({"sample_ids": targets.sample_ids, "offsets": targets.offsets, "topk_ids": targets.topk_ids,
+                "topk_logp": targets.topk_logp, "gold_loss": targets.gold_loss, "meta": targets.meta}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_targets(path: Path) -> TeacherTargets:
+    try:
+        blob = torch.load(path, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file must be rebuilt, not trusted
+        raise CacheMismatch(f"target cache {path} is unreadable ({exc}); delete it to rebuild") from exc
+    return TeacherTargets(**blob)
+
+
+def bytes_per_token(targets: TeacherTargets) -> float:
+    per_row = targets.topk_ids.element_size() * targets.topk_ids.shape[1] + \
+        targets.topk_logp.element_size() * targets.topk_logp.shape[1]
+    return float(per_row)

@@ -1,0 +1,70 @@
+"""The main job: every stage for every task and seed of a profile, then the results tables.
+
+Each stage is compute-or-load, so a rerun after an interruption continues where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from scd.config import Config
+from scd.io import write_json, write_table
+from scd.pipeline import base_model_stage, sft_stage
+from scd.report import write_data_summary
+from scd.run_distill import distill_stage
+
+METHODS = ("td", "cd", "scd", "td_aw", "cd_aw", "scd_aw")
+
+
+def collect(cfg: Config, methods=METHODS, log=print) -> pd.DataFrame:
+    """One row per (model, task, seed) with its test metrics and timings."""
+    rows = []
+    for seed in cfg.seeds:
+        for task in cfg.tasks:
+            for role in ("teacher", "student"):
+                t = time.time()
+                info = sft_stage(cfg, role, task, seed)
+                rows.append(_row(f"{role}_sft", task, seed, info["test"], info["train_s"], info["path"]))
+                log(f"{role} SFT  {task:15s} seed {seed}: test {info['test']['primary']:.3f} ({time.time() - t:.0f}s)")
+            for method in methods:
+                t = time.time()
+                info = distill_stage(cfg, method, task, seed)
+                rows.append(_row(method, task, seed, info["test"], info["train_s"], info["path"],
+                                 select_s=info["select_s"]))
+                log(f"{method:11s}{task:15s} seed {seed}: test {info['test']['primary']:.3f} ({time.time() - t:.0f}s)")
+    return pd.DataFrame(rows)
+
+
+def _row(model, task, seed, test, train_s, path, select_s=0.0) -> dict:
+    extra = {k: test[k] for k in ("accuracy", "kappa", "macro_f1", "exact_f1", "partial_f1") if k in test}
+    return {"model": model, "task": task, "seed": seed, "primary": test["primary"], **extra,
+            "n_unparsed": test["n_unparsed"], "gold_loss": test["gold_loss"], "train_s": train_s,
+            "select_s": select_s, "path": path}
+
+
+def method_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Methods × tasks (mean over seeds of the headline test metric) with the task average."""
+    table = results.pivot_table(index="model", columns="task", values="primary", aggfunc="mean")
+    table["average"] = table.mean(axis=1)
+    order = [m for m in ("teacher_sft", "student_sft", *METHODS) if m in table.index]
+    return table.loc[order].reset_index()
+
+
+def reproduce(cfg: Config, out_dir: str | Path = "results", log=print) -> pd.DataFrame:
+    out = Path(out_dir) / cfg.profile
+    start = time.time()
+    _, paths = write_data_summary(Path(out_dir))
+    log("data summary -> " + ", ".join(map(str, paths)))
+    for role in ("student", "teacher"):
+        path, _ = base_model_stage(cfg, role)
+        log(f"{role} base LM: {path}")
+    results = collect(cfg, log=log)
+    results.drop(columns=["path"]).pipe(lambda f: write_table(out / "per_run", f))
+    table = method_table(results)
+    paths = write_table(out / "table1", table)
+    write_json(out / "timing.json", {"wall_s": time.time() - start, "profile": cfg.profile})
+    log(table.to_string(index=False, float_format="%.3f"))
+    log("tables -> " + ", ".join(map(str, paths)))
+    return table

@@ -1,0 +1,131 @@
+"""Distillation stages on top of the SFT stages: the target cache, then N stages of T epochs.
+
+Compute-or-load like ``scd.pipeline``: a finished cache or stage is never redone, and an
+interrupted stage resumes from its last epoch checkpoint.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from scd.cache import build_targets, load_targets, save_targets
+from scd.config import Config
+from scd.distill import DistillTrainer, dense_probe_kl, parse_method, sample_weights, select_checkpoint, \
+    student_probe_kl
+from scd.evaluate import evaluate, new_token_budget
+from scd.io import read_json, write_csv, write_json
+from scd.models import answer_logits, load_model, load_tokenizer
+from scd.pipeline import base_model_stage, is_done, sft_stage, stage_dir, task_splits, threads
+from scd.sft import PadCollator, encode, last_checkpoint, training_args
+
+DISTILL_KEYS = ("distill_lr", "stage_epochs", "divergence", "temperature", "alpha", "probe_size", "top_k")
+
+
+def probe_records(cfg: Config, train: list[dict]) -> list[dict]:
+    return train[: cfg.probe_size]
+
+
+def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list, list[float], dict]:
+    """Top-k targets of every teacher checkpoint on the train split, and KL(best || c) on the probe."""
+    key = {"teacher": teacher["key"], "top_k": cfg.top_k, "temperature": cfg.temperature,
+           "probe_size": cfg.probe_size}
+    path = stage_dir(cfg, "cache", key)
+    splits = task_splits(cfg, task, root)
+    tok = load_tokenizer(teacher["best_path"])
+    expected = {"tokenizer_hash": teacher["tokenizer_hash"], "k": cfg.top_k, "temperature": cfg.temperature,
+                "max_length": cfg.max_length}
+    if not is_done(path):
+        threads()
+        probe, _ = encode(probe_records(cfg, splits["train"]), tok, cfg.max_length)
+        batch = PadCollator(tok.pad_token_id)(probe)
+        dense, start = [], time.time()
+        for t in teacher["trajectory"]:
+            model = load_model(t["path"]).eval()
+            meta = {"checkpoint": t["checkpoint"], "checkpoint_path": t["path"], "task": task, "quiet": True} | expected
+            save_targets(build_targets(model, tok, splits["train"], cfg.max_length, cfg.top_k, cfg.temperature, meta,
+                                       cfg.eval_batch_size), path / f"{t['checkpoint']}.pt")
+            with torch.no_grad():
+                dense.append(answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
+        best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+        kl_best = [dense_probe_kl(dense[best], d, cfg.temperature) for d in dense]
+        write_json(path / "done.json", {"key": key, "kl_from_best": kl_best, "build_s": time.time() - start,
+                                        "probe_tokens": int(dense[0].shape[0])})
+    info = read_json(path / "done.json")
+    targets = [load_targets(path / f"{t['checkpoint']}.pt").check(expected) for t in teacher["trajectory"]]
+    return targets, info["kl_from_best"], info
+
+
+def weight_stats(weights: dict[str, float]) -> dict:
+    w = np.array(list(weights.values()))
+    return {"mean": float(w.mean()), "std": float(w.std()), "min": float(w.min()), "max": float(w.max()),
+            "q10": float(np.quantile(w, 0.1)), "q50": float(np.median(w)), "q90": float(np.quantile(w, 0.9))}
+
+
+def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None) -> dict:
+    method = parse_method(method_name)
+    teacher = sft_stage(cfg, "teacher", task, seed, root)
+    student_sft = sft_stage(cfg, "student", task, seed, root)
+    base_path, _ = base_model_stage(cfg, "student", root)
+    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
+        raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
+                         f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
+    key = {"teacher": teacher["key"], "student": student_sft["key"], "method": method.name, "seed": seed} | \
+        {k: getattr(cfg, k) for k in DISTILL_KEYS}
+    path = stage_dir(cfg, f"distill-{method.name}", key)
+    if is_done(path):
+        return read_json(path / "done.json")
+    threads()
+    targets, kl_best, cache_info = cache_stage(cfg, teacher, task, root)
+    splits = task_splits(cfg, task, root)
+    tok = load_tokenizer(base_path)
+    anchor = pd.read_csv(f"{student_sft['path']}/anchor.csv", dtype={"id": str}).set_index("id")["loss"].to_dict()
+    items, _ = encode(splits["train"], tok, cfg.max_length)
+    budget = new_token_budget(task, splits["train"], tok, cfg)
+    best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+    model, stages = load_model(base_path), []
+    for s in range(cfg.n_checkpoints):
+        sdir = path / f"stage{s}"
+        if is_done(sdir):
+            stages.append(read_json(sdir / "done.json"))
+            model = load_model(sdir / "model")
+            continue
+        start = time.time()
+        scores = None
+        if method.policy == "scd":
+            probe = probe_records(cfg, splits["train"])
+            scores = [kl_best[c] + student_probe_kl(model, tok, probe, targets[c], cfg.max_length, cfg.temperature)
+                      for c in range(len(targets))]
+        chosen = select_checkpoint(method.policy, s, best, scores)
+        weights = sample_weights(method, cfg.alpha, anchor, targets[chosen])
+        select_s = time.time() - start
+        trainer = DistillTrainer(
+            model=model, args=training_args(sdir / "trainer", cfg, cfg.distill_lr, cfg.stage_epochs, seed * 1000 + s,
+                                            save_strategy="epoch", train_sampling_strategy="group_by_length"),
+            train_dataset=items, data_collator=PadCollator(tok.pad_token_id), processing_class=tok,
+            targets=targets[chosen], weights=weights, divergence=cfg.divergence, temperature=cfg.temperature,
+            top_k=cfg.top_k)
+        last = last_checkpoint(sdir / "trainer")
+        result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        trainer.save_model(str(sdir / "model"))
+        dev, rows = evaluate(model, tok, splits["dev"], task, cfg, budget, desc=f"{method.name} stage{s} dev")
+        write_csv(sdir / "dev.csv", rows)
+        info = {"stage": s, "checkpoint": teacher["trajectory"][chosen]["checkpoint"], "checkpoint_index": chosen,
+                "candidate_scores": scores, "kl_from_best": kl_best, "weights": weight_stats(weights),
+                "select_s": select_s, "train_s": time.time() - start - select_s, "steps": result.global_step,
+                "train_loss": result.training_loss, "dev": dev}
+        write_json(sdir / "done.json", info)
+        stages.append(info)
+    best_stage = max(stages, key=lambda st: (st["dev"]["primary"], -st["dev"]["gold_loss"], st["stage"]))
+    final = load_model(path / f"stage{best_stage['stage']}" / "model")
+    test, rows = evaluate(final, tok, splits["test"], task, cfg, budget, desc=f"{method.name} test")
+    write_csv(path / "test.csv", rows)
+    write_json(path / "weights.json", {s: w for s, w in sample_weights(method, cfg.alpha, anchor,
+                                                                       targets[best_stage["checkpoint_index"]]).items()})
+    done = {"key": key, "method": method.name, "task": task, "seed": seed, "path": str(path), "stages": stages,
+            "best": f"stage{best_stage['stage']}", "test": test, "cache": cache_info,
+            "train_s": sum(st["train_s"] for st in stages), "select_s": sum(st["select_s"] for st in stages)}
+    write_json(path / "done.json", done)
+    return done

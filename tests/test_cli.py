@@ -1,0 +1,30 @@
+"""The command line: bad configuration fails before any work; the smoke reproduction writes its tables."""
+import pandas as pd
+import pytest
+
+from scd.cli import main
+from scd.config import get_config
+
+
+def test_unknown_profile_key_and_range_fail_clearly():
+    with pytest.raises(ValueError, match="unknown profile 'tiny'"):
+        get_config("tiny")
+    with pytest.raises(ValueError, match=r"unknown config keys \['n_ckpt'\]"):
+        get_config("smoke", n_ckpt=3)
+    with pytest.raises(ValueError, match="n_checkpoints=0 out of range"):
+        get_config("smoke", n_checkpoints=0)
+    with pytest.raises(ValueError, match="unknown \\['mmlu'\\]"):
+        get_config("smoke", tasks="mmlu")
+    with pytest.raises(ValueError, match="divergence='kl': expected one of"):
+        get_config("smoke", divergence="kl")
+
+
+def test_reproduce_smoke_writes_table1(smoke_cfg, tmp_path, capsys):
+    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "smoke" / "table1.csv")
+    assert list(table["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+    assert table["crade"].between(0, 1).all() and table["average"].equals(table["crade"])
+    for suffix in (".md", ".tex"):
+        assert (tmp_path / "smoke" / f"table1{suffix}").stat().st_size > 0
+    assert (tmp_path / "data_summary.csv").is_file()
+    assert "tables ->" in capsys.readouterr().out

@@ -1,0 +1,158 @@
+"""Distillation on the smoke profile: the six factorial methods, SCD's selection, CD's order,
+AW's formula, optimiser resets per stage, and cached == online teacher targets."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from scd.cache import load_targets
+from scd.distill import DistillTrainer, adaptive_weights, parse_method, select_checkpoint
+from scd.models import answer_logits, load_model, load_tokenizer
+from scd.pipeline import base_model_stage, sft_stage, task_splits
+from scd.run_distill import cache_stage, distill_stage
+from scd.sft import PadCollator, encode, training_args
+
+METHODS = ["td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+
+
+@pytest.fixture(scope="module")
+def runs(smoke_cfg):
+    return {m: distill_stage(smoke_cfg, m, "crade", 0) for m in METHODS}
+
+
+@pytest.fixture(scope="module")
+def teacher(smoke_cfg):
+    return sft_stage(smoke_cfg, "teacher", "crade", 0)
+
+
+def test_all_six_methods_run_with_equal_steps(smoke_cfg, runs):
+    steps = {m: sum(s["steps"] for s in r["stages"]) for m, r in runs.items()}
+    assert len(set(steps.values())) == 1 and next(iter(steps.values())) > 0
+    for m, r in runs.items():
+        assert len(r["stages"]) == smoke_cfg.n_checkpoints
+        assert 0.0 <= r["test"]["primary"] <= 1.0 and r["test"]["n"] == smoke_cfg.max_eval
+        assert r["best"] in {f"stage{s['stage']}" for s in r["stages"]}
+        assert all(math.isfinite(s["train_loss"]) for s in r["stages"])
+        assert Path(r["path"], "test.csv").is_file()
+
+
+def test_policies_pick_the_right_checkpoints(runs, teacher):
+    n = len(teacher["trajectory"])
+    for m in ("td", "td_aw"):
+        assert [s["checkpoint"] for s in runs[m]["stages"]] == [teacher["best"]] * n
+    for m in ("cd", "cd_aw"):
+        assert [s["checkpoint"] for s in runs[m]["stages"]] == [f"ckpt{i}" for i in range(n)]
+    for m in ("scd", "scd_aw"):
+        for s in runs[m]["stages"]:
+            assert s["checkpoint_index"] == min(range(n), key=lambda c: s["candidate_scores"][c])
+
+
+def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teacher):
+    """Recompute KL(p_best||p_c) + KL(p_student||p_c) from the models themselves."""
+    run = runs["scd"]
+    tok = load_tokenizer(teacher["best_path"])
+    probe = task_splits(smoke_cfg, "crade")["train"][: smoke_cfg.probe_size]
+    batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg.max_length)[0])
+
+    def logp(model):
+        with torch.no_grad():
+            logits = answer_logits(model.eval(), batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
+        return torch.log_softmax(logits.double(), -1)
+
+    teachers = [logp(load_model(t["path"])) for t in teacher["trajectory"]]
+    best = teachers[[t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])]
+    students = [logp(load_model(base_model_stage(smoke_cfg, "student")[0]))] + \
+        [logp(load_model(Path(run["path"], f"stage{s}", "model"))) for s in range(len(run["stages"]) - 1)]
+    for stage, student in zip(run["stages"], students):
+        scores = []
+        for c in teachers:
+            kl_best = (best.exp() * (best - c)).sum(-1).mean()
+            top = c.topk(smoke_cfg.top_k, -1).indices
+            p_s = student.exp().gather(-1, top)
+            p_c = c.exp().gather(-1, top)
+            p_s = torch.cat([p_s, (1 - p_s.sum(-1, keepdim=True)).clamp_min(1e-30)], -1)
+            p_c = torch.cat([p_c, (1 - p_c.sum(-1, keepdim=True)).clamp_min(1e-30)], -1)
+            scores.append(float(kl_best + (p_s * (p_s.log() - p_c.log())).sum(-1).mean()))
+        assert stage["candidate_scores"] == pytest.approx(scores, rel=1e-3, abs=1e-5)
+        assert stage["checkpoint_index"] == min(range(len(scores)), key=scores.__getitem__)
+
+
+def test_select_checkpoint_rules():
+    assert select_checkpoint("td", 2, best=1, scores=None) == 1
+    assert [select_checkpoint("cd", s, best=1, scores=None) for s in range(3)] == [0, 1, 2]
+    assert select_checkpoint("scd", 0, best=0, scores=[0.3, 0.1, 0.2]) == 1
+    with pytest.raises(ValueError, match="unknown method"):
+        parse_method("scd_xx")
+
+
+def test_adaptive_weights_equal_the_formula():
+    anchor = {"a": 1.0, "b": 3.0, "c": 0.5}
+    target = {"a": 1.0, "b": 1.0, "c": 2.0}
+    w = adaptive_weights(anchor, target)
+    for i in anchor:
+        assert w[i] == pytest.approx(1 / (1 + math.exp(-math.log(anchor[i] / target[i]))))
+    assert w == pytest.approx({"a": 0.5, "b": 0.75, "c": 0.2})
+    with pytest.raises(ValueError, match="no loss for samples"):
+        adaptive_weights({"a": 1.0}, target)
+
+
+def test_aw_weights_logged_match_anchor_and_checkpoint_losses(smoke_cfg, runs, teacher):
+    import pandas as pd
+
+    student = sft_stage(smoke_cfg, "student", "crade", 0)
+    anchor = pd.read_csv(Path(student["path"], "anchor.csv")).set_index("id")["loss"]
+    run = runs["scd_aw"]
+    best_stage = next(s for s in run["stages"] if f"stage{s['stage']}" == run["best"])
+    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
+    losses = targets[best_stage["checkpoint_index"]].losses()
+    logged = json.loads(Path(run["path"], "weights.json").read_text())
+    for sid, w in logged.items():
+        assert w == pytest.approx(anchor[sid] / (anchor[sid] + losses[sid]))
+
+
+def test_optimizer_and_schedule_reset_at_every_stage(runs):
+    run = runs["scd"]
+    steps_per_stage = run["stages"][0]["steps"]
+    for s in range(len(run["stages"])):
+        ckpts = sorted(Path(run["path"], f"stage{s}", "trainer").glob("checkpoint-*"),
+                       key=lambda p: int(p.name.split("-")[1]))
+        state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
+        assert state["global_step"] == steps_per_stage  # not cumulative: a new Trainer per stage
+        opt = torch.load(ckpts[-1] / "optimizer.pt", weights_only=False)
+        assert {int(v["step"]) for v in opt["state"].values()} == {steps_per_stage}
+
+
+def test_cached_and_online_targets_give_the_same_loss(smoke_cfg, teacher, tmp_path):
+    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
+    ckpt = teacher["trajectory"][0]
+    assert targets[0].meta["checkpoint"] == ckpt["checkpoint"]
+    tok = load_tokenizer(ckpt["path"])
+    student = load_model(base_model_stage(smoke_cfg, "student")[0])
+    train = task_splits(smoke_cfg, "crade")["train"][:6]
+    batch = PadCollator(tok.pad_token_id)(encode(train, tok, smoke_cfg.max_length)[0])
+    weights = {r["id"]: 0.7 for r in train}
+    common = dict(model=student, args=training_args(tmp_path, smoke_cfg, 1e-3, 1, 0), weights=weights,
+                  top_k=smoke_cfg.top_k)
+    cached = DistillTrainer(targets=targets[0], **common).compute_loss(student, dict(batch))
+    online = DistillTrainer(teacher=load_model(ckpt["path"]).eval(), **common).compute_loss(student, dict(batch))
+    assert float(cached) == pytest.approx(float(online), rel=1e-5)
+    with pytest.raises(ValueError, match="exactly one"):
+        DistillTrainer(**common)
+
+
+def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):
+    from scd.cache import CacheMismatch
+
+    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
+    with pytest.raises(CacheMismatch, match="tokenizer_hash"):
+        targets[0].check({"tokenizer_hash": "someothervocab"})
+    with pytest.raises(CacheMismatch, match="no entry"):
+        targets[0].lookup(["crade/unknown:1"])
+    blob = Path(targets[0].meta["checkpoint_path"])
+    assert blob.exists()
+    bad = Path(str(blob) + ".broken.pt")
+    bad.write_bytes(b"truncated")
+    with pytest.raises(CacheMismatch, match="unreadable"):
+        load_targets(bad)
