@@ -21,7 +21,7 @@ venv: $(BIN)/.installed
 
 ## reproduce: regenerate the results on the $(PROFILE) profile
 reproduce: venv
-	$(BIN)/python -m scd reproduce --profile $(PROFILE)
+	$(BIN)/python -m scd reproduce --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS))
 
 ## test: the whole test suite (what CI runs)
 test: venv

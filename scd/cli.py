@@ -5,8 +5,11 @@ import argparse
 import ast
 import json
 import sys
+import time
+from pathlib import Path
 
 from scd.config import get_config
+from scd.io import write_json
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -57,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--role", choices=["teacher", "student"], required=True)
         else:
             p.add_argument("--method", required=True, help="e.g. td, cd, scd, td_aw, cd_aw, scd_aw")
-    p = add("reproduce", "every stage for every task and seed of the profile, then the tables")
+    p = add("reproduce", "run every notebook in order with papermill (computing what is missing)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the profile's)")
+    p.add_argument("--out", default=None, help="folder for executed notebooks (default: in place)")
+    p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
 
@@ -88,10 +94,20 @@ def main(argv: list[str] | None = None) -> int:
 
         info = distill_stage(_config(args), args.method, args.task, args.seed)
         print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
-    elif args.command == "reproduce":
-        from scd.reproduce import reproduce
+    elif args.command == "run-all":
+        from scd.reproduce import run_all
 
-        reproduce(_config(args), args.out)
+        run_all(_config(args), args.out)
+    elif args.command == "reproduce":
+        from scd.reproduce import run_notebooks
+
+        _config(args)  # fail on bad values before any notebook starts
+        params = {"profile": args.profile} | ({"seeds": [int(s) for s in args.seeds.split(",")]} if args.seeds else {})
+        start = time.time()
+        timings = run_notebooks(params, output_dir=args.out)
+        write_json(Path("results") / args.profile / "notebook_timing.json", timings)
+        print(f"done in {time.time() - start:.0f}s: notebooks in {args.out or 'notebooks/'}, tables in results/, "
+              "figures in figures/")
     return 0
 
 

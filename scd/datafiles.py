@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from scd.io import atomic_write_bytes
+from scd.io import atomic_write_bytes, project_path
 
 UPSTREAM = {
     "jmed-llm": ("sociocom/JMED-LLM", "3774a34e4a26a7b8a7851f421ecad91a04c2f59b"),
@@ -45,7 +45,7 @@ class DataError(ValueError):
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """Resolve the data directory: explicit argument, else $SCD_DATA_DIR, else ./data."""
-    chosen = Path(path or os.environ.get("SCD_DATA_DIR") or "data").expanduser()
+    chosen = Path(path or os.environ.get("SCD_DATA_DIR") or project_path("data")).expanduser()
     if not chosen.is_dir():
         raise DataError(
             f"data directory {chosen} does not exist: set SCD_DATA_DIR to the folder holding "

@@ -12,6 +12,13 @@ from typing import Any
 import pandas as pd
 
 
+def project_path(name: str) -> Path:
+    """``name`` inside the checkout this package runs from (so notebooks, whose working folder
+    is ``notebooks/``, and the CLI agree), else inside the current folder."""
+    root = Path(__file__).resolve().parents[1]
+    return root / name if (root / "pyproject.toml").is_file() else Path(name)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temp file in the same folder, fsync, then rename over the target."""
     path = Path(path)

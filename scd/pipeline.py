@@ -15,7 +15,7 @@ from scd import datafiles
 from scd.config import Config
 from scd.data import TASKS, get_task, load_task
 from scd.evaluate import evaluate, gold_losses, new_token_budget
-from scd.io import config_hash, read_json, write_csv, write_json
+from scd.io import config_hash, project_path, read_json, write_csv, write_json
 from scd.models import (build_scratch_model, corpus_texts, count_params, load_model, load_tokenizer,
                         tokenizer_hash, train_tokenizer)
 from scd.pretrain import pretrain, token_stream
@@ -27,7 +27,7 @@ SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_dec
 
 
 def runs_root() -> Path:
-    return Path(os.environ.get("SCD_RUNS_DIR", "runs"))
+    return Path(os.environ.get("SCD_RUNS_DIR") or project_path("runs"))
 
 
 def stage_dir(cfg: Config, stage: str, key: dict) -> Path:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from scd.config import Config
-from scd.io import write_json, write_table
+from scd.io import read_json, write_json, write_table
 from scd.pipeline import base_model_stage, sft_stage
 from scd.report import write_data_summary
+from scd.results import export, has_results, results_dir
 from scd.run_distill import distill_stage
 
 METHODS = ("td", "cd", "scd", "td_aw", "cd_aw", "scd_aw")
@@ -52,19 +53,50 @@ def method_table(results: pd.DataFrame) -> pd.DataFrame:
     return table.loc[order].reset_index()
 
 
-def reproduce(cfg: Config, out_dir: str | Path = "results", log=print) -> pd.DataFrame:
-    out = Path(out_dir) / cfg.profile
+def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
+    """Every stage (compute-or-load), then the small outputs the notebooks read."""
     start = time.time()
-    _, paths = write_data_summary(Path(out_dir))
+    _, paths = write_data_summary(Path(root))
     log("data summary -> " + ", ".join(map(str, paths)))
+    base = {}
     for role in ("student", "teacher"):
         path, _ = base_model_stage(cfg, role)
+        base[role] = read_json(path.parent / "done.json")
         log(f"{role} base LM: {path}")
-    results = collect(cfg, log=log)
-    results.drop(columns=["path"]).pipe(lambda f: write_table(out / "per_run", f))
-    table = method_table(results)
-    paths = write_table(out / "table1", table)
-    write_json(out / "timing.json", {"wall_s": time.time() - start, "profile": cfg.profile})
-    log(table.to_string(index=False, float_format="%.3f"))
+    runs = collect(cfg, log=log)
+    out = export(cfg, runs, root)
+    write_json(out / "base_models.json", base)
+    paths = write_table(out / "table1", method_table(runs))
+    write_json(out / "timing.json", {"wall_s": time.time() - start})
     log("tables -> " + ", ".join(map(str, paths)))
-    return table
+    return out
+
+
+def ensure_results(cfg: Config, root: str | Path = "results", log=print) -> Path:
+    """Compute-or-load for notebooks: run the pipeline only if its outputs are missing."""
+    return results_dir(cfg, root) if has_results(cfg, root) else run_all(cfg, root, log)
+
+
+def notebook_paths(notebooks_dir: str | Path = "notebooks") -> list[Path]:
+    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}")
+    return paths
+
+
+def run_notebooks(parameters: dict, notebooks_dir: str | Path = "notebooks", output_dir: str | Path | None = None,
+                  kernel: str = "scd", log=print) -> dict[str, float]:
+    """Execute every notebook in order with papermill; executed copies go to ``output_dir``
+    (default: in place, so the committed notebooks show the latest outputs)."""
+    import papermill
+
+    timings = {}
+    for path in notebook_paths(notebooks_dir):
+        target = Path(output_dir or path.parent) / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        papermill.execute_notebook(str(path), str(target), parameters=parameters, kernel_name=kernel,
+                                   cwd=str(path.parent), progress_bar=False)
+        timings[path.name] = time.time() - start
+        log(f"{path.name}: {timings[path.name]:.0f}s -> {target}")
+    return timings

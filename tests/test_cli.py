@@ -20,7 +20,7 @@ def test_unknown_profile_key_and_range_fail_clearly():
 
 
 def test_reproduce_smoke_writes_table1(smoke_cfg, tmp_path, capsys):
-    assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+    assert main(["run-all", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "smoke" / "table1.csv")
     assert list(table["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
     assert table["crade"].between(0, 1).all() and table["average"].equals(table["crade"])

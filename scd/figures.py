@@ -1,0 +1,112 @@
+"""Figures for the notebooks: each takes plain DataFrames and returns a matplotlib Figure;
+``save`` writes PNG and PDF under ``figures/``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+METHOD_ORDER = ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, name: str, out_dir: str | Path = "figures") -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        tmp.replace(path)
+    return paths
+
+
+def label_balance(summary: pd.DataFrame):
+    rows = []
+    for r in summary.itertuples():
+        counts = dict(item.split(":") for item in r.labels.split())
+        total = sum(int(v) for v in counts.values())
+        rows += [{"task": r.task, "split": r.split, "label": k, "share": int(v) / total} for k, v in counts.items()]
+    frame = pd.DataFrame(rows)
+    grid = sns.catplot(frame, x="split", y="share", hue="label", col="task", col_wrap=4, kind="bar", height=2.4,
+                       sharey=True, legend_out=True)
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def pretraining_curves(base: dict):
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for role, info in base.items():
+        curve = info["loss_curve"]
+        x = np.linspace(0, info["tokens"] / 1e6, len(curve))
+        ax.plot(x, curve, label=f"{role} ({info['params'] / 1e6:.1f}M params)")
+    ax.set(xlabel="tokens seen (M)", ylabel="LM loss", title="Base-LM pretraining on train-split text")
+    ax.legend()
+    return fig
+
+
+def trajectory(traj: pd.DataFrame):
+    grid = sns.relplot(traj, x="epoch", y="dev_primary", hue="model", col="task", col_wrap=4, kind="line",
+                       marker="o", height=2.4, errorbar=("ci", 95))
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("SFT epoch", "dev score")
+    return grid.figure
+
+
+def selections(stages: pd.DataFrame):
+    frame = stages[stages["model"].isin(["cd", "scd", "scd_aw"])]
+    grid = sns.catplot(frame, x="stage", y="checkpoint_index", hue="model", col="task", col_wrap=4, kind="point",
+                       height=2.4, dodge=0.3, errorbar=None)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("stage", "teacher checkpoint followed")
+    return grid.figure
+
+
+def weight_distributions(weights: pd.DataFrame):
+    grid = sns.displot(weights, x="w", col="task", col_wrap=4, bins=30, height=2.4, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("AW weight on KD", "samples")
+    return grid.figure
+
+
+def method_bars(table: pd.DataFrame):
+    """Mean test score with 95% intervals per method (rows: model, mean, lo, hi)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    order = [m for m in METHOD_ORDER if m in set(table["model"])]
+    t = table.set_index("model").loc[order]
+    ax.bar(order, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], capsize=3,
+           color=sns.color_palette("deep", len(order)))
+    ax.set(ylabel="average test score", title="Average over tasks (95% bootstrap interval)")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def subdomain_bars(scores: pd.DataFrame):
+    grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
+                       order=[m for m in METHOD_ORDER if m in set(scores["model"])], errorbar=("ci", 95))
+    grid.set_titles("{col_name}")
+    grid.set_xticklabels(rotation=60)
+    return grid.figure
+
+
+def margin_scatter(frame: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    sns.scatterplot(frame, x="predicted_margin", y="achieved_margin", hue="task", ax=ax)
+    lim = [min(frame[["predicted_margin", "achieved_margin"]].min()), max(frame[["predicted_margin", "achieved_margin"]].max())]
+    ax.plot(lim, lim, color="grey", lw=0.8, ls="--")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set(xlabel="SFT margin R_T − R_S (0/1 error)", ylabel="distilled − teacher (test score)")
+    return fig
+
+
+def timing_bars(frame: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.barplot(frame, x="model", y="train_s", order=[m for m in METHOD_ORDER if m in set(frame["model"])], ax=ax,
+                errorbar=None, estimator="sum")
+    ax.set(ylabel="training seconds (all tasks)", title="Training cost per method")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
