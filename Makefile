@@ -32,3 +32,8 @@ summary: venv
 
 clean:
 	rm -rf runs .pytest_cache
+
+## bench: distillation cost table (cpu profile, one task) -> results/benchmarks/
+bench: venv
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/bench_distill.py --profile $(PROFILE) --task $(or $(TASK),crade)

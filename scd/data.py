@@ -114,7 +114,10 @@ def csv_record(task: Task, row: dict, where: str) -> dict:
     answer = _field(row, "answer", where).strip()
     if task.kind == "choice":
         options = [_field(row, f"option{LETTERS[i]}", where).strip() for i in range(task.n_options)]
-        options = [o for o in options if o]  # RRTNM has up to 5: trailing blanks are absent options
+        while options and not options[-1]:  # RRTNM has up to 5: trailing blanks are absent options
+            options.pop()
+        if "" in options:
+            raise DataError(f"{where}: option{LETTERS[options.index('')]} is empty but later options are not")
         valid = LETTERS[: len(options)]
         if answer not in valid:
             raise DataError(f"{where}: answer {answer!r} is not one of the options {list(valid)}")
