@@ -69,6 +69,7 @@ class Config:
     divergence: str = _f("forward_kl", "KD divergence (see scd.divergences)")
     temperature: float = _f(1.0, "KD temperature", lo=1e-3)
     alpha: float = _f(0.5, "fixed weighting: w = alpha on KD, 1-alpha on gold CE", lo=0.0, hi=1.0)
+    selection_terms: str = _f("both", "SCD criterion terms: both | best (KL(p_best||p_c) only) | student (KL(p_student||p_c) only)")
     probe_size: int = _f(64, "SCD selection probe: first n train items (stable order)", lo=1)
     bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)")
     gradient_checkpointing: bool = _f(False, "trade compute for memory (large models)")
@@ -85,6 +86,8 @@ class Config:
             raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)}")
         if self.divergence not in DIVERGENCES:
             raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
+        if self.selection_terms not in ("both", "best", "student"):
+            raise ValueError(f"config selection_terms={self.selection_terms!r}: expected both, best or student")
         if self.model_source not in ("scratch", "hub", "gemma"):
             raise ValueError(f"config model_source={self.model_source!r}: expected scratch, hub or gemma")
         if self.model_source == "scratch" and (self.teacher is None or self.student is None):
@@ -129,7 +132,7 @@ PROFILES: dict[str, Config] = {
     ),
     # The default: every table and figure on a 2-core laptop (see MEASUREMENTS.md for the sizing).
     "cpu": Config(
-        profile="cpu", vocab_size=8000, max_length=384, max_train=400, batch_size=16,
+        profile="cpu", vocab_size=8000, max_length=384, max_train=1000, batch_size=16,
         teacher=ModelSpec(256, 4, 4, pretrain_steps=600, pretrain_batch=16, pretrain_lr=1e-3),
         student=ModelSpec(128, 2, 4, pretrain_steps=300, pretrain_batch=16, pretrain_lr=2e-3),
         teacher_epochs=3, student_epochs=3, n_checkpoints=3, stage_epochs=1, max_new_tokens=64,

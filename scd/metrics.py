@@ -186,6 +186,9 @@ def _kappa(golds: list[str], preds: list[str], weights: str | None) -> float:
 def score(kind: str, golds: list, texts: list[str], weights: str | None = None) -> dict:
     """Parse ``texts`` and compute the benchmark's metrics for one task.
 
+    ``primary`` is the headline test score (accuracy, or partial F1 for NER); ``selection``
+    is what checkpoints are chosen by on dev (kappa, macro-F1 for PubMedQA, partial F1).
+
     ``weights`` is only meaningful for choice tasks ("linear" for crade).
     Unparseable outputs are counted in ``n_unparsed`` and scored as wrong
     (choice/yes-no) or as an empty entity list (NER).
@@ -208,7 +211,7 @@ def score(kind: str, golds: list, texts: list[str], weights: str | None = None) 
         pred_lists = [p if p is not None else [] for p in preds]
         out["exact_f1"] = sum(map(exact_f1, gold_lists, pred_lists)) / n
         out["partial_f1"] = sum(map(partial_f1, gold_lists, pred_lists)) / n
-        out["primary"] = out["partial_f1"]
+        out["primary"] = out["selection"] = out["partial_f1"]
     else:
         valid = CHOICE_LETTERS if kind == "choice" else YES_NO_MAYBE
         for i, g in enumerate(golds):
@@ -223,5 +226,9 @@ def score(kind: str, golds: list, texts: list[str], weights: str | None = None) 
                 f1_score(golds, filled, labels=list(YES_NO_MAYBE), average="macro", zero_division=0)
             )
         out["primary"] = out["accuracy"]
+        # Dev pools are skewed (CRADE 85% "A") while test sets are balanced: selecting on dev
+        # accuracy rewards predicting the majority class, chance-corrected scores do not.
+        chance_corrected = out["kappa"] if kind == "choice" else out["macro_f1"]
+        out["selection"] = 0.0 if math.isnan(chance_corrected) else chance_corrected
     out["predictions"] = preds
     return out

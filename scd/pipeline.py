@@ -21,6 +21,7 @@ from scd.models import (build_scratch_model, corpus_texts, count_params, load_mo
 from scd.pretrain import pretrain, token_stream
 from scd.sft import encode, run_sft
 
+SELECTION_RULE = "dev-chance-corrected"  # part of stage keys: how the best checkpoint is chosen
 TOKENIZER_KEYS = ("vocab_size", "max_piece_length", "corpus_tasks", "base_seed")
 SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",
             "max_eval", "max_new_tokens", "eval_batch_size", "bf16")
@@ -94,7 +95,7 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> dict:
     """Teacher (N checkpoints, best on dev) or student (best on dev, plus AW anchor losses)."""
     base_path, base_key = base_model_stage(cfg, role, root)
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
-    key = {"base": base_key, "task": task, "seed": seed, "lr": lr, "epochs": epochs,
+    key = {"base": base_key, "task": task, "seed": seed, "lr": lr, "epochs": epochs, "select": SELECTION_RULE,
            "n_checkpoints": cfg.n_checkpoints} | {k: getattr(cfg, k) for k in SFT_KEYS}
     path = stage_dir(cfg, f"sft-{role}", key)
     if is_done(path):
@@ -114,7 +115,7 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> dict:
         write_csv(path / f"dev_ckpt{i}.csv", rows)
         trajectory.append({"checkpoint": f"ckpt{i}", "index": i, "step": step, "path": str(ckpt),
                            "epoch": step * epochs / ckpts[-1][0], "dev": dev})
-    best = max(trajectory, key=lambda t: (t["dev"]["primary"], -t["dev"]["gold_loss"], t["index"]))
+    best = max(trajectory, key=lambda t: (t["dev"]["selection"], -t["dev"]["gold_loss"], t["index"]))
     model = load_model(best["path"])
     test, rows = evaluate(model, tok, splits["test"], task, cfg, budget, desc=f"{role} best test")
     write_csv(path / "test.csv", rows)

@@ -64,6 +64,12 @@ def weight_stats(weights: dict[str, float]) -> dict:
             "q10": float(np.quantile(w, 0.1)), "q50": float(np.median(w)), "q90": float(np.quantile(w, 0.9))}
 
 
+def _ablation_keys(cfg: Config, method) -> dict:
+    """Settings added for ablations enter the key only when they differ from the default, so
+    existing runs keep their identity."""
+    return {"selection_terms": cfg.selection_terms} if method.policy == "scd" and cfg.selection_terms != "both" else {}
+
+
 def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None) -> dict:
     method = parse_method(method_name)
     teacher = sft_stage(cfg, "teacher", task, seed, root)
@@ -73,7 +79,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
                          f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
     key = {"teacher": teacher["key"], "student": student_sft["key"], "method": method.name, "seed": seed} | \
-        {k: getattr(cfg, k) for k in DISTILL_KEYS}
+        {k: getattr(cfg, k) for k in DISTILL_KEYS} | _ablation_keys(cfg, method)
     path = stage_dir(cfg, f"distill-{method.name}", key)
     if is_done(path):
         return read_json(path / "done.json")
@@ -96,8 +102,9 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         scores = None
         if method.policy == "scd":
             probe = probe_records(cfg, splits["train"])
-            scores = [kl_best[c] + student_probe_kl(model, tok, probe, targets[c], cfg.max_length, cfg.temperature)
-                      for c in range(len(targets))]
+            use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
+            scores = [use_best * kl_best[c] + (use_student and student_probe_kl(
+                model, tok, probe, targets[c], cfg.max_length, cfg.temperature)) for c in range(len(targets))]
         chosen = select_checkpoint(method.policy, s, best, scores)
         weights = sample_weights(method, cfg.alpha, anchor, targets[chosen])
         select_s = time.time() - start
@@ -118,7 +125,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
                 "train_loss": result.training_loss, "dev": dev}
         write_json(sdir / "done.json", info)
         stages.append(info)
-    best_stage = max(stages, key=lambda st: (st["dev"]["primary"], -st["dev"]["gold_loss"], st["stage"]))
+    best_stage = max(stages, key=lambda st: (st["dev"]["selection"], -st["dev"]["gold_loss"], st["stage"]))
     final = load_model(path / f"stage{best_stage['stage']}" / "model")
     test, rows = evaluate(final, tok, splits["test"], task, cfg, budget, desc=f"{method.name} test")
     write_csv(path / "test.csv", rows)

@@ -28,7 +28,7 @@ def test_every_notebook_has_a_parameters_cell():
 
 def test_all_notebooks_ran(executed):
     out, timings = executed
-    assert len(timings) == len(notebook_paths(NOTEBOOKS)) >= 7
+    assert len(timings) == len(notebook_paths(NOTEBOOKS)) >= 8
     assert all((out / "executed" / name).is_file() for name in timings)
 
 
@@ -46,6 +46,12 @@ def test_tables_have_the_right_shape_and_ranges(executed):
     eff = pd.read_csv(res / "efficiency.csv").set_index("model")
     assert eff.loc["student_sft", "ratio_vs_student_sft"] == 1.0 and (eff["train_s"] > 0).all()
     assert (executed[0] / "results" / "data_summary.csv").is_file()
+    from scd.ablations import VARIANTS
+
+    abl = pd.read_csv(res / "ablations.csv")
+    assert set(abl["variant"]) == set(VARIANTS) and abl["primary"].between(0, 1).all()
+    checkpoints = abl.set_index("variant")["checkpoints"]
+    assert len(checkpoints["N = 4 checkpoints"].split()) == 4 and len(checkpoints["N = 2 checkpoints"].split()) == 2
 
 
 def test_figures_written_as_png_and_pdf(executed):

@@ -36,8 +36,8 @@ def test_teacher_trajectory_has_n_checkpoints_at_expected_steps(smoke_cfg, teach
     assert len(teacher["trajectory"]) == smoke_cfg.n_checkpoints
     assert teacher["trajectory"][-1]["epoch"] == pytest.approx(smoke_cfg.teacher_epochs)
     assert teacher["best"] in {t["checkpoint"] for t in teacher["trajectory"]}
-    best = max(t["dev"]["primary"] for t in teacher["trajectory"])
-    assert next(t for t in teacher["trajectory"] if t["checkpoint"] == teacher["best"])["dev"]["primary"] == best
+    best = max(t["dev"]["selection"] for t in teacher["trajectory"])
+    assert next(t for t in teacher["trajectory"] if t["checkpoint"] == teacher["best"])["dev"]["selection"] == best
 
 
 def test_evaluation_scores_in_range_with_per_sample_rows(smoke_cfg, teacher):

@@ -1,0 +1,251 @@
+"""One training run inside whatever process group ``accelerate launch`` created.
+
+    accelerate launch [--config_file configs/accelerate/ddp.yaml] -m scd.launch \\
+        --profile smoke --task crade --mode distill --method scd_aw --steps 4 --global-batch 4 --out losses.json
+
+It builds the run exactly as the package does (same stages, same trainers, same loss), then
+trains ``--steps`` optimiser steps with per-device batch = global batch / world size, in a fixed
+sequential order, so 1 and W processes see the same global batches; it writes (rank 0 only,
+atomically) the per-step losses and gradient norms of ``trainer.state.log_history``, the sample
+ids of every global batch, each rank's local losses and a fingerprint of each rank's final
+weights. ``--mode sft`` is one answer-only SFT run from a base LM; ``--mode distill`` is the
+first distillation stage of ``--method`` (same checkpoint choice and sample weights as
+``scd.run_distill.distill_stage``).
+
+Preparatory stages (tokenizer, base LMs, teacher/student SFT, target cache) are compute-or-load:
+build them beforehand in one process; if missing, rank 0 builds them while the other ranks wait
+(``main_process_first``, a barrier that times out after the process group's timeout).
+
+Why the model call is routed (``--ddp-forward``): the package's ``answer_logits`` calls
+``model.model(...)`` and ``model.lm_head(...)`` on whatever model ``compute_loss`` receives. Under
+DDP (and FSDP/DeepSpeed) that is the *wrapper*, which has no ``.model``/``.lm_head``/``.config``
+(AttributeError, ``--ddp-forward none``); passing the unwrapped model instead (``unwrap``) runs,
+but bypasses the wrapper's forward, so DDP never prepares its gradient all-reduce: every rank
+steps with its own half-batch gradient and the ranks drift apart silently. ``route`` (default)
+sends the backbone call through the wrapper's forward (the LM head, tied to the embeddings, is
+applied outside it, as in ``answer_logits``), which is what DDP needs to average gradients.
+On a single process nothing is wrapped and all three modes are the package's code path.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
+
+from scd.config import get_config
+from scd.distill import DistillTrainer, parse_method, sample_weights, select_checkpoint, student_probe_kl
+from scd.io import write_json
+from scd.models import load_model, load_tokenizer
+from scd.pipeline import base_model_stage, sft_stage, task_splits
+from scd.run_distill import cache_stage, probe_records
+from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
+
+ROUTES = ("route", "unwrap", "none")
+
+
+# ------------------------------------------------------------------ the wrapper problem
+def route_backbone(model) -> None:
+    """Let the wrapped model's forward run the backbone alone: ``forward(..., scd_backbone_only=True)``."""
+    plain = model.forward
+
+    def forward(*args, scd_backbone_only: bool = False, **kwargs):
+        if scd_backbone_only:
+            return model.model(*args, **kwargs)
+        return plain(*args, **kwargs)
+
+    model.forward = forward
+
+
+class _ThroughWrapper:
+    """What ``answer_logits`` sees under a wrapper: ``.model`` goes through the wrapper's forward."""
+
+    def __init__(self, wrapped, inner):
+        self._wrapped, self.lm_head, self.config = wrapped, inner.lm_head, inner.config
+
+    def model(self, **kwargs):
+        return self._wrapped(**kwargs, scd_backbone_only=True)
+
+
+def launched(trainer_cls, route: str):
+    """``trainer_cls`` with its unchanged ``compute_loss``, fed a model DDP can synchronise, and
+    a record of each rank's sample ids and local loss per micro-step."""
+
+    class Launched(trainer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.seen: list[list[str]] = []
+            self.local_losses: list[float] = []
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if model.training:
+                self.seen.append(list(inputs["sample_ids"]))
+            inner = self.accelerator.unwrap_model(model)
+            if inner is not model and route == "route":
+                model = _ThroughWrapper(model, inner)
+            elif inner is not model and route == "unwrap":
+                model = inner
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            loss = out[0] if return_outputs else out
+            if self.model.training:
+                self.local_losses.append(float(loss.detach()))
+            return out
+
+    Launched.__name__ = f"Launched{trainer_cls.__name__}"
+    return Launched
+
+
+# ------------------------------------------------------------------ building the run
+def no_dropout(model) -> None:
+    """Identical forward passes on any number of ranks: no stochastic layers."""
+    for key in ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "embd_pdrop"):
+        if hasattr(model.config, key):
+            setattr(model.config, key, 0.0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for module in model.modules():
+        if hasattr(module, "attention_dropout"):
+            module.attention_dropout = 0.0
+
+
+def prepare(cfg, mode: str, role: str, method_name: str, task: str, seed: int) -> dict:
+    """Compute-or-load every preparatory stage the run needs (the package's own stage functions)."""
+    if mode == "sft":
+        base_path, _ = base_model_stage(cfg, role)
+        return {"base_path": base_path}
+    teacher = sft_stage(cfg, "teacher", task, seed)
+    student_sft = sft_stage(cfg, "student", task, seed)
+    base_path, _ = base_model_stage(cfg, "student")
+    targets, kl_best, _ = cache_stage(cfg, teacher, task)
+    return {"base_path": base_path, "teacher": teacher, "student_sft": student_sft, "targets": targets,
+            "kl_best": kl_best, "method": parse_method(method_name)}
+
+
+def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
+    """The package's trainer for ``opts.mode`` (distill: stage 0 of ``distill_stage``)."""
+    splits = task_splits(cfg, opts.task)
+    tok = load_tokenizer(prep["base_path"])
+    items, _ = encode(splits["train"], tok, cfg.max_length)
+    model = load_model(prep["base_path"])
+    no_dropout(model)
+    if opts.ddp_forward == "route":
+        route_backbone(model)
+    common = dict(max_steps=opts.steps, per_device_train_batch_size=per_device, logging_steps=1,
+                  train_sampling_strategy="sequential", save_strategy="no", gradient_accumulation_steps=opts.grad_accum,
+                  disable_tqdm=True)
+    if opts.mode == "sft":
+        lr = opts.lr or (cfg.teacher_lr if opts.role == "teacher" else cfg.student_lr)
+        args = training_args(out_dir, cfg, lr, 1, opts.seed, **common)
+        trainer = launched(AnswerOnlyTrainer, opts.ddp_forward)(
+            model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
+            processing_class=tok)
+        return trainer, {"role": opts.role, "lr": lr}
+    method, teacher, targets = prep["method"], prep["teacher"], prep["targets"]
+    # as scd.run_distill.distill_stage, stage 0: anchor losses, checkpoint choice, weights
+    anchor = pd.read_csv(f"{prep['student_sft']['path']}/anchor.csv", dtype={"id": str}).set_index("id")["loss"]
+    best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+    scores = None
+    if method.policy == "scd":
+        probe = probe_records(cfg, splits["train"])
+        scores = [prep["kl_best"][c] + student_probe_kl(model, tok, probe, targets[c], cfg.max_length,
+                                                        cfg.temperature) for c in range(len(targets))]
+    chosen = select_checkpoint(method.policy, 0, best, scores)
+    weights = sample_weights(method, cfg.alpha, anchor.to_dict(), targets[chosen])
+    lr = opts.lr or cfg.distill_lr
+    args = training_args(out_dir, cfg, lr, 1, opts.seed * 1000, **common)
+    trainer = launched(DistillTrainer, opts.ddp_forward)(
+        model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
+        processing_class=tok, targets=targets[chosen], weights=weights, divergence=cfg.divergence,
+        temperature=cfg.temperature, top_k=cfg.top_k)
+    return trainer, {"method": method.name, "checkpoint": teacher["trajectory"][chosen]["checkpoint"],
+                     "candidate_scores": scores, "lr": lr}
+
+
+def fingerprint(model) -> dict:
+    """Exact (sha256 of the float32 bytes) and approximate (float64 sums) identity of the weights."""
+    digest, total, squares = hashlib.sha256(), 0.0, 0.0
+    for name, p in sorted(model.state_dict().items()):
+        t = p.detach().float().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(t.numpy().tobytes())
+        total += float(t.double().sum())
+        squares += float(t.double().pow(2).sum())
+    return {"sha256": digest.hexdigest()[:16], "sum": total, "sum_sq": squares}
+
+
+# ------------------------------------------------------------------ entry point
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scd.launch", description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="smoke")
+    p.add_argument("--task", default="crade")
+    p.add_argument("--mode", choices=("sft", "distill"), required=True)
+    p.add_argument("--method", default="scd_aw", help="distill: td, cd, scd, with or without _aw")
+    p.add_argument("--role", choices=("teacher", "student"), default="student", help="sft: which base LM to tune")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, required=True, help="optimiser steps")
+    p.add_argument("--global-batch", type=int, required=True, help="samples per optimiser step, all ranks")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimiser step (per rank)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank (default cores / ranks)")
+    p.add_argument("--ddp-forward", choices=ROUTES, default="route",
+                   help="how compute_loss reaches a wrapped model (see the module docstring)")
+    p.add_argument("--prepare-timeout", type=int, default=7200,
+                   help="seconds the other ranks wait while rank 0 builds missing stages (process-group timeout)")
+    p.add_argument("--out", required=True, type=Path, help="JSON written by rank 0")
+    opts = p.parse_args(argv)
+    if opts.steps < 1 or opts.global_batch < 1 or opts.grad_accum < 1:
+        p.error("--steps, --global-batch and --grad-accum must be >= 1")
+    return opts
+
+
+def main(argv=None) -> dict:
+    opts = parse_args(argv)
+    start = time.time()
+    # cpu= must match training_args(use_cpu=...): TrainingArguments rebuilds the state with it, and on a
+    # CUDA-less host PartialState(cpu=False) reports DistributedType.NO / 1 process under torchrun.
+    state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=opts.prepare_timeout))
+    world = state.num_processes
+    if opts.global_batch % (world * opts.grad_accum):
+        raise SystemExit(f"--global-batch {opts.global_batch} is not divisible by world size {world} x "
+                         f"--grad-accum {opts.grad_accum}")
+    per_device = opts.global_batch // (world * opts.grad_accum)
+    cfg = get_config(opts.profile)
+    if opts.task not in cfg.tasks:
+        cfg = cfg.replace(tasks=(opts.task,))
+    with state.main_process_first():  # rank 0 builds what is missing; the others then load it
+        prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+    prepared_s = time.time() - start
+    torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))
+    trainer, info = build_trainer(cfg, opts, prep, per_device, opts.out.with_suffix(".trainer"))
+    t0 = time.time()
+    trainer.train()
+    train_s = time.time() - t0
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    per_rank = gather_object([{"rank": state.process_index, "seen": trainer.seen,
+                               "local_losses": trainer.local_losses,
+                               "weights": fingerprint(trainer.accelerator.unwrap_model(trainer.model))}])
+    result = {
+        "profile": opts.profile, "task": opts.task, "mode": opts.mode, "seed": opts.seed, **info,
+        "world_size": world, "distributed_type": str(state.distributed_type), "backend": state.backend,
+        "per_device_batch": per_device, "grad_accum": opts.grad_accum, "global_batch": opts.global_batch,
+        "ddp_forward": opts.ddp_forward, "threads": torch.get_num_threads(),
+        "steps": [h["step"] for h in logs], "losses": [h["loss"] for h in logs],
+        "grad_norms": [h.get("grad_norm") for h in logs], "learning_rates": [h.get("learning_rate") for h in logs],
+        "ranks": sorted(per_rank, key=lambda r: r["rank"]), "prepare_s": prepared_s, "train_s": train_s,
+    }
+    if state.is_main_process:
+        write_json(opts.out, result)
+    state.wait_for_everyone()
+    return result
+
+
+if __name__ == "__main__":
+    main()
