@@ -105,3 +105,17 @@ def test_pruned_student(teacher):
     assert math.isfinite(loss)
     two = gemma.prune_layers(model, keep=[0, 17])
     assert two.config.layer_types == ["sliding_attention", "full_attention"] and math.isfinite(nll(two, tok, SENTENCE))
+
+
+def test_clear_errors_without_package_or_with_transformers4(monkeypatch, tmp_path):
+    import sys
+
+    import transformers
+
+    monkeypatch.setitem(sys.modules, gemma.PACKAGE, None)  # makes the import fail
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[gemma\]"'):
+        gemma.gguf_file()
+    monkeypatch.undo()
+    monkeypatch.setattr(transformers, "__version__", "4.57.1")
+    with pytest.raises(RuntimeError, match="transformers >= 5"):
+        gemma.convert(tmp_path / "hf")
