@@ -163,8 +163,7 @@ def main(argv=None) -> int:
     top_logp, top_ids = tp.topk(cfg.top_k, -1)
     sparse = float(forward_kl(teacher_buckets(top_logp), bucketize(sl, top_ids)).mean())
     start = time.perf_counter()
-    for c in targets:
-        student_probe_kl(load_model(base), tok, probe, c, cfg.max_length, cfg.temperature)
+    student_probe_kl(load_model(base), tok, probe, targets, cfg.max_length, cfg.temperature)
     probe_s = time.perf_counter() - start
     start = time.perf_counter()
     gold_losses(load_model(base), tok, train, cfg)

@@ -132,7 +132,7 @@ PROFILES: dict[str, Config] = {
     ),
     # The default: every table and figure on a 2-core laptop (see MEASUREMENTS.md for the sizing).
     "cpu": Config(
-        profile="cpu", vocab_size=8000, max_length=384, max_train=1000, batch_size=16,
+        profile="cpu", vocab_size=8000, max_length=384, max_train=1000, batch_size=16, probe_size=32,
         teacher=ModelSpec(256, 4, 4, pretrain_steps=600, pretrain_batch=16, pretrain_lr=1e-3),
         student=ModelSpec(128, 2, 4, pretrain_steps=300, pretrain_batch=16, pretrain_lr=2e-3),
         teacher_epochs=3, student_epochs=3, n_checkpoints=3, stage_epochs=1, max_new_tokens=64,

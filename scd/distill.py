@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers import Trainer
 
 from scd.cache import TeacherTargets, teacher_topk
 from scd.divergences import bucketize, forward_kl, get_divergence, teacher_buckets
 from scd.models import answer_logits, per_sample_mean
-from scd.sft import PadCollator, check_finite, encode
+from scd.sft import MeanLossTrainer, PadCollator, check_finite, encode
 
 POLICIES = ("td", "cd", "scd")
 WEIGHTINGS = ("fixed", "aw")
@@ -78,19 +77,27 @@ def select_checkpoint(policy: str, stage: int, best: int, scores: list[float] | 
     return min(range(len(scores)), key=lambda c: (scores[c], c))
 
 
-def student_probe_kl(student, tok, probe: list[dict], targets: TeacherTargets, max_length: int,
-                     temperature: float) -> float:
-    """Mean over probe answer tokens of KL(p_student || p_c) on c's top-k buckets."""
+def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTargets], max_length: int,
+                     temperature: float) -> list[float]:
+    """Mean over probe answer tokens of KL(p_student || p_c) on each candidate's top-k buckets.
+
+    One student forward serves every candidate: selection must stay a small share of training.
+    """
     items, _ = encode(probe, tok, max_length)
     batch = PadCollator(tok.pad_token_id)(items)
     dev = next(student.parameters()).device
+    was_training = student.training
+    student.eval()
     with torch.no_grad():
         logits, _, _ = answer_logits(student, batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
                                      batch["labels"].to(dev))
-        top_ids, top_logp = targets.lookup(batch["sample_ids"])
-        s_b = bucketize(logits.float(), top_ids.to(dev), temperature)
-        c_b = teacher_buckets(top_logp.to(dev))
-        return float(forward_kl(s_b, c_b).mean())
+        scores = []
+        for targets in candidates:
+            top_ids, top_logp = targets.lookup(batch["sample_ids"])
+            s_b = bucketize(logits.float(), top_ids.to(dev), temperature)
+            scores.append(float(forward_kl(s_b, teacher_buckets(top_logp.to(dev))).mean()))
+    student.train(was_training)
+    return scores
 
 
 def dense_probe_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, temperature: float) -> float:
@@ -101,7 +108,7 @@ def dense_probe_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, temperature: 
 
 
 # ------------------------------------------------------------------ the trainer
-class DistillTrainer(Trainer):
+class DistillTrainer(MeanLossTrainer):
     """KD on answer tokens against cached (or online) top-k teacher targets, weighted per sample."""
 
     def __init__(self, *args, targets: TeacherTargets | None = None, teacher=None, weights: dict[str, float],

@@ -3,7 +3,7 @@
     accelerate launch [--config_file configs/accelerate/ddp.yaml] -m scd.launch \\
         --profile smoke --task crade --mode distill --method scd_aw --steps 4 --global-batch 4 --out losses.json
 
-It builds the run exactly as the package does (same stages, same trainers, same loss), then
+It builds the run from the package's own stages, trainers and loss (unchanged), then
 trains ``--steps`` optimiser steps with per-device batch = global batch / world size, in a fixed
 sequential order, so 1 and W processes see the same global batches; it writes (rank 0 only,
 atomically) the per-step losses and gradient norms of ``trainer.state.log_history``, the sample
@@ -13,25 +13,24 @@ first distillation stage of ``--method`` (same checkpoint choice and sample weig
 ``scd.run_distill.distill_stage``).
 
 Preparatory stages (tokenizer, base LMs, teacher/student SFT, target cache) are compute-or-load:
-build them beforehand in one process; if missing, rank 0 builds them while the other ranks wait
-(``main_process_first``, a barrier that times out after the process group's timeout).
+build them beforehand in one process. If one is missing, rank 0 builds it in a plain child
+process (``--prepare-only``, without the launcher's environment) while the other ranks wait in
+``main_process_first`` (``--prepare-timeout``); building inside rank 0 deadlocks, see
+``prepare_in_subprocess``. Then every rank loads them.
 
-Why the model call is routed (``--ddp-forward``): the package's ``answer_logits`` calls
-``model.model(...)`` and ``model.lm_head(...)`` on whatever model ``compute_loss`` receives. Under
-DDP (and FSDP/DeepSpeed) that is the *wrapper*, which has no ``.model``/``.lm_head``/``.config``
-(AttributeError, ``--ddp-forward none``); passing the unwrapped model instead (``unwrap``) runs,
-but bypasses the wrapper's forward, so DDP never prepares its gradient all-reduce: every rank
-steps with its own half-batch gradient and the ranks drift apart silently. ``route`` (default)
-sends the backbone call through the wrapper's forward (the LM head, tied to the embeddings, is
-applied outside it, as in ``answer_logits``), which is what DDP needs to average gradients.
-On a single process nothing is wrapped and all three modes are the package's code path.
+Under DDP the loss still works unchanged: ``scd.models.answer_logits`` sends the backbone call
+through the wrapper's own forward, which is what DDP needs to average gradients.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,6 +38,7 @@ import pandas as pd
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
+from transformers import Trainer
 
 from scd.config import get_config
 from scd.distill import DistillTrainer, parse_method, sample_weights, select_checkpoint, student_probe_kl
@@ -48,33 +48,8 @@ from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import cache_stage, probe_records
 from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
 
-ROUTES = ("route", "unwrap", "none")
 
-
-# ------------------------------------------------------------------ the wrapper problem
-def route_backbone(model) -> None:
-    """Let the wrapped model's forward run the backbone alone: ``forward(..., scd_backbone_only=True)``."""
-    plain = model.forward
-
-    def forward(*args, scd_backbone_only: bool = False, **kwargs):
-        if scd_backbone_only:
-            return model.model(*args, **kwargs)
-        return plain(*args, **kwargs)
-
-    model.forward = forward
-
-
-class _ThroughWrapper:
-    """What ``answer_logits`` sees under a wrapper: ``.model`` goes through the wrapper's forward."""
-
-    def __init__(self, wrapped, inner):
-        self._wrapped, self.lm_head, self.config = wrapped, inner.lm_head, inner.config
-
-    def model(self, **kwargs):
-        return self._wrapped(**kwargs, scd_backbone_only=True)
-
-
-def launched(trainer_cls, route: str):
+def launched(trainer_cls):
     """``trainer_cls`` with its unchanged ``compute_loss``, fed a model DDP can synchronise, and
     a record of each rank's sample ids and local loss per micro-step."""
 
@@ -85,13 +60,8 @@ def launched(trainer_cls, route: str):
             self.local_losses: list[float] = []
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if model.training:
+            if self.model.training:
                 self.seen.append(list(inputs["sample_ids"]))
-            inner = self.accelerator.unwrap_model(model)
-            if inner is not model and route == "route":
-                model = _ThroughWrapper(model, inner)
-            elif inner is not model and route == "unwrap":
-                model = inner
             out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             loss = out[0] if return_outputs else out
             if self.model.training:
@@ -112,7 +82,7 @@ def no_dropout(model) -> None:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
     for module in model.modules():
-        if hasattr(module, "attention_dropout"):
+        if isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = 0.0
 
 
@@ -124,6 +94,8 @@ def prepare(cfg, mode: str, role: str, method_name: str, task: str, seed: int) -
     teacher = sft_stage(cfg, "teacher", task, seed)
     student_sft = sft_stage(cfg, "student", task, seed)
     base_path, _ = base_model_stage(cfg, "student")
+    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
+        raise ValueError("teacher and student use different tokenizers: distillation needs one shared vocabulary")
     targets, kl_best, _ = cache_stage(cfg, teacher, task)
     return {"base_path": base_path, "teacher": teacher, "student_sft": student_sft, "targets": targets,
             "kl_best": kl_best, "method": parse_method(method_name)}
@@ -136,15 +108,13 @@ def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
     items, _ = encode(splits["train"], tok, cfg.max_length)
     model = load_model(prep["base_path"])
     no_dropout(model)
-    if opts.ddp_forward == "route":
-        route_backbone(model)
     common = dict(max_steps=opts.steps, per_device_train_batch_size=per_device, logging_steps=1,
                   train_sampling_strategy="sequential", save_strategy="no", gradient_accumulation_steps=opts.grad_accum,
                   disable_tqdm=True)
     if opts.mode == "sft":
         lr = opts.lr or (cfg.teacher_lr if opts.role == "teacher" else cfg.student_lr)
         args = training_args(out_dir, cfg, lr, 1, opts.seed, **common)
-        trainer = launched(AnswerOnlyTrainer, opts.ddp_forward)(
+        trainer = launched(AnswerOnlyTrainer)(
             model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
             processing_class=tok)
         return trainer, {"role": opts.role, "lr": lr}
@@ -155,13 +125,15 @@ def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
     scores = None
     if method.policy == "scd":
         probe = probe_records(cfg, splits["train"])
-        scores = [prep["kl_best"][c] + student_probe_kl(model, tok, probe, targets[c], cfg.max_length,
-                                                        cfg.temperature) for c in range(len(targets))]
+        terms = getattr(cfg, "selection_terms", "both")
+        use_best, use_student = terms in ("both", "best"), terms in ("both", "student")
+        kl_student = student_probe_kl(model, tok, probe, targets, cfg.max_length, cfg.temperature)
+        scores = [use_best * prep["kl_best"][c] + use_student * kl_student[c] for c in range(len(targets))]
     chosen = select_checkpoint(method.policy, 0, best, scores)
     weights = sample_weights(method, cfg.alpha, anchor.to_dict(), targets[chosen])
     lr = opts.lr or cfg.distill_lr
     args = training_args(out_dir, cfg, lr, 1, opts.seed * 1000, **common)
-    trainer = launched(DistillTrainer, opts.ddp_forward)(
+    trainer = launched(DistillTrainer)(
         model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
         processing_class=tok, targets=targets[chosen], weights=weights, divergence=cfg.divergence,
         temperature=cfg.temperature, top_k=cfg.top_k)
@@ -195,10 +167,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimiser step (per rank)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank (default cores / ranks)")
-    p.add_argument("--ddp-forward", choices=ROUTES, default="route",
-                   help="how compute_loss reaches a wrapped model (see the module docstring)")
     p.add_argument("--prepare-timeout", type=int, default=7200,
                    help="seconds the other ranks wait while rank 0 builds missing stages (process-group timeout)")
+    p.add_argument("--prepare-only", action="store_true", help="build the preparatory stages and exit")
     p.add_argument("--out", required=True, type=Path, help="JSON written by rank 0")
     opts = p.parse_args(argv)
     if opts.steps < 1 or opts.global_batch < 1 or opts.grad_accum < 1:
@@ -206,9 +177,55 @@ def parse_args(argv=None) -> argparse.Namespace:
     return opts
 
 
+def config_for(opts):
+    cfg = get_config(opts.profile)
+    return cfg if opts.task in cfg.tasks else cfg.replace(tasks=(opts.task,))
+
+
+DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
+            "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK")
+
+
+class WouldTrain(RuntimeError):
+    """A preparatory stage is missing and would train here, inside the process group."""
+
+
+@contextmanager
+def refuse_training():
+    """Load-only probe for rank 0: any ``Trainer.train`` call (a missing stage) raises ``WouldTrain``."""
+    original = Trainer.train
+
+    def refuse(self, *args, **kwargs):
+        raise WouldTrain(type(self).__name__)
+
+    Trainer.train = refuse
+    try:
+        yield
+    finally:
+        Trainer.train = original
+
+
+def prepare_in_subprocess(argv: list[str]) -> None:
+    """Build missing stages in a plain single process.
+
+    Not in rank 0 itself: the package's stages train with ``transformers.Trainer``, which sees the
+    initialised process group (and WORLD_SIZE) and wraps the model in DDP, whose constructor runs a
+    collective that the other ranks, parked in the ``main_process_first`` barrier, never join: a
+    deadlock (observed). A child process without the launcher's environment is an ordinary run.
+    """
+    env = {k: v for k, v in os.environ.items()
+           if k not in DIST_ENV and not k.startswith(("TORCHELASTIC_", "ACCELERATE_", "TORCH_NCCL_", "OMPI_", "PMI_"))}
+    subprocess.run([sys.executable, "-m", "scd.launch", *argv, "--prepare-only"], env=env, check=True)
+
+
 def main(argv=None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(argv)
     start = time.time()
+    cfg = config_for(opts)
+    if opts.prepare_only:
+        prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+        return {}
     # cpu= must match training_args(use_cpu=...): TrainingArguments rebuilds the state with it, and on a
     # CUDA-less host PartialState(cpu=False) reports DistributedType.NO / 1 process under torchrun.
     state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=opts.prepare_timeout))
@@ -217,17 +234,23 @@ def main(argv=None) -> dict:
         raise SystemExit(f"--global-batch {opts.global_batch} is not divisible by world size {world} x "
                          f"--grad-accum {opts.grad_accum}")
     per_device = opts.global_batch // (world * opts.grad_accum)
-    cfg = get_config(opts.profile)
-    if opts.task not in cfg.tasks:
-        cfg = cfg.replace(tasks=(opts.task,))
-    with state.main_process_first():  # rank 0 builds what is missing; the others then load it
-        prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+    with state.main_process_first():  # rank 0 builds what is missing; the others wait, then all load
+        if world > 1 and state.is_main_process:
+            try:
+                with refuse_training():
+                    prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+            except WouldTrain:
+                prepare_in_subprocess(argv)
+                prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+        else:
+            prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
     prepared_s = time.time() - start
     torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))
-    trainer, info = build_trainer(cfg, opts, prep, per_device, opts.out.with_suffix(".trainer"))
-    t0 = time.time()
-    trainer.train()
-    train_s = time.time() - t0
+    with tempfile.TemporaryDirectory(prefix="scd-launch-") as scratch:  # save_strategy="no": nothing kept
+        trainer, info = build_trainer(cfg, opts, prep, per_device, Path(scratch))
+        t0 = time.time()
+        trainer.train()
+        train_s = time.time() - t0
     logs = [h for h in trainer.state.log_history if "loss" in h]
     per_rank = gather_object([{"rank": state.process_index, "seen": trainer.seen,
                                "local_losses": trainer.local_losses,
@@ -236,7 +259,7 @@ def main(argv=None) -> dict:
         "profile": opts.profile, "task": opts.task, "mode": opts.mode, "seed": opts.seed, **info,
         "world_size": world, "distributed_type": str(state.distributed_type), "backend": state.backend,
         "per_device_batch": per_device, "grad_accum": opts.grad_accum, "global_batch": opts.global_batch,
-        "ddp_forward": opts.ddp_forward, "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),
         "steps": [h["step"] for h in logs], "losses": [h["loss"] for h in logs],
         "grad_norms": [h.get("grad_norm") for h in logs], "learning_rates": [h.get("learning_rate") for h in logs],
         "ranks": sorted(per_rank, key=lambda r: r["rank"]), "prepare_s": prepared_s, "train_s": train_s,

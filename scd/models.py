@@ -102,18 +102,44 @@ def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def unwrap(model):
+    """The Hugging Face model inside a DDP / DeepSpeed wrapper (FSDP2 shards in place)."""
+    while hasattr(model, "module"):
+        model = model.module
+    return model
+
+
+def _route_backbone(inner) -> None:
+    """Let ``inner(..., scd_backbone_only=True)`` run the backbone alone.
+
+    The call then still enters through the (possibly wrapped) model's own ``__call__``, so
+    DDP synchronises gradients and FSDP gathers root parameters; calling ``inner.model``
+    directly would bypass both, silently in DDP's case.
+    """
+    if getattr(inner, "_scd_routed", False):
+        return
+    plain = inner.forward
+
+    def forward(*args, scd_backbone_only: bool = False, **kwargs):
+        return inner.model(*args, **kwargs) if scd_backbone_only else plain(*args, **kwargs)
+
+    inner.forward, inner._scd_routed = forward, True
+
+
 def answer_logits(model, input_ids, attention_mask, labels):
     """LM-head logits only where a label exists (shifted), and those labels.
 
     The LM head over the vocabulary dominates the cost of tiny models and the memory of a
     262k-vocabulary one: prompt positions never go through it.
     """
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    inner = unwrap(model)
+    _route_backbone(inner)
+    hidden = model(input_ids=input_ids, attention_mask=attention_mask, scd_backbone_only=True).last_hidden_state
     targets = labels[:, 1:]
     mask = targets != -100
     picked = hidden[:, :-1][mask]
-    logits = model.lm_head(picked)
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    logits = inner.lm_head(picked)
+    softcap = getattr(inner.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
     return logits, targets[mask], mask

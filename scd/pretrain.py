@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import Trainer
 
 from scd.config import Config, ModelSpec
-from scd.sft import check_finite, last_checkpoint, training_args
+from scd.sft import MeanLossTrainer, check_finite, last_checkpoint, training_args
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -31,7 +30,7 @@ class WindowDataset(torch.utils.data.Dataset):
         return {"input_ids": ids, "labels": ids.clone()}
 
 
-class FullSequenceTrainer(Trainer):
+class FullSequenceTrainer(MeanLossTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         out = model(input_ids=inputs["input_ids"], labels=inputs["labels"])
         check_finite(out.loss, self.state.global_step, "pretraining windows")

@@ -40,7 +40,8 @@ def export(cfg: Config, runs: pd.DataFrame, root: str | Path = "results") -> Pat
                            "checkpoint": s["checkpoint"], "checkpoint_index": s["checkpoint_index"],
                            "candidate_scores": json.dumps(s["candidate_scores"]),
                            "kl_from_best": json.dumps(s["kl_from_best"]), "select_s": s["select_s"],
-                           "train_s": s["train_s"], "steps": s["steps"], "train_loss": s["train_loss"],
+                           "train_s": s["train_s"], "eval_s": s.get("eval_s"), "steps": s["steps"],
+                           "train_loss": s["train_loss"],
                            "dev_primary": s["dev"]["primary"], "best": f"stage{s['stage']}" == info["best"],
                            **{f"w_{k}": v for k, v in s["weights"].items()}})
         if row.model.endswith("_aw"):

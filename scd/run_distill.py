@@ -103,8 +103,8 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         if method.policy == "scd":
             probe = probe_records(cfg, splits["train"])
             use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
-            scores = [use_best * kl_best[c] + (use_student and student_probe_kl(
-                model, tok, probe, targets[c], cfg.max_length, cfg.temperature)) for c in range(len(targets))]
+            kl_student = student_probe_kl(model, tok, probe, targets, cfg.max_length, cfg.temperature)
+            scores = [use_best * kl_best[c] + use_student * kl_student[c] for c in range(len(targets))]
         chosen = select_checkpoint(method.policy, s, best, scores)
         weights = sample_weights(method, cfg.alpha, anchor, targets[chosen])
         select_s = time.time() - start
@@ -116,12 +116,14 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
             top_k=cfg.top_k)
         last = last_checkpoint(sdir / "trainer")
         result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+        train_s = time.time() - start - select_s
         trainer.save_model(str(sdir / "model"))
         dev, rows = evaluate(model, tok, splits["dev"], task, cfg, budget, desc=f"{method.name} stage{s} dev")
         write_csv(sdir / "dev.csv", rows)
         info = {"stage": s, "checkpoint": teacher["trajectory"][chosen]["checkpoint"], "checkpoint_index": chosen,
                 "candidate_scores": scores, "kl_from_best": kl_best, "weights": weight_stats(weights),
-                "select_s": select_s, "train_s": time.time() - start - select_s, "steps": result.global_step,
+                "select_s": select_s, "train_s": train_s, "eval_s": time.time() - start - select_s - train_s,
+                "steps": result.global_step,
                 "train_loss": result.training_loss, "dev": dev}
         write_json(sdir / "done.json", info)
         stages.append(info)

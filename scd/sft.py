@@ -71,7 +71,17 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-class AnswerOnlyTrainer(Trainer):
+class MeanLossTrainer(Trainer):
+    """Base of our trainers: ``compute_loss`` returns a per-batch mean, so the Trainer must
+    scale it for gradient accumulation itself (it skips that when it believes the model
+    consumes ``num_items_in_batch``, which it infers from ``forward(**kwargs)``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+
+class AnswerOnlyTrainer(MeanLossTrainer):
     """Cross-entropy on answer tokens, with the LM head applied to those positions only."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -1,0 +1,103 @@
+"""Training under ``accelerate launch``: 2 processes (DDP, gloo on CPU) give the same per-step
+losses, gradient norms and final weights as 1 process on the same global batches.
+
+The preparatory stages are built here, in-process, before launching; ``scd.launch`` then only
+loads them. Two launcher details matter on a CPU-only host:
+* ``accelerate launch --cpu --num_processes 2`` does *not* start two processes: without
+  ``--mpirun_hostfile`` accelerate's CPU launcher runs one plain process (world size 1, the test
+  would pass vacuously). ``--multi_gpu`` uses torchrun; with CUDA hidden, the processes form a
+  gloo group (``DistributedType.MULTI_CPU``). Every result's world size is checked.
+* the accelerate default config file is not read (``HF_HOME`` points into the test folder).
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scd.io import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS, GLOBAL_BATCH, RTOL = 4, 4, 1e-4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prepared(smoke_cfg, runs_dir):
+    from scd.launch import prepare
+
+    start = time.time()
+    prepare(smoke_cfg, "distill", "student", "scd_aw", "crade", 0)
+    prepare(smoke_cfg, "sft", "student", "scd_aw", "crade", 0)
+    print(f"\npreparatory stages: {time.time() - start:.1f}s")
+    return runs_dir
+
+
+def launch(n: int, mode: str, out: Path, runs_dir: Path) -> dict:
+    env = dict(os.environ, SCD_DATA_DIR=os.environ["SCD_DATA_DIR"], SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1",
+               CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HOME=str(out.parent / "hf_home"),
+               TOKENIZERS_PARALLELISM="false")
+    launcher = ["--cpu"] if n == 1 else ["--multi_gpu"]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(n),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
+           "-m", "scd.launch", "--profile", "smoke", "--task", "crade", "--mode", mode, "--method", "scd_aw",
+           "--steps", str(STEPS), "--global-batch", str(GLOBAL_BATCH), "--threads", "1", "--out", str(out)]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n--- output tail ---\n{(proc.stdout + proc.stderr)[-4000:]}"
+    result = read_json(out)
+    print(f"{mode} x{n}: {time.time() - start:.1f}s wall, losses {result['losses']}")
+    return result
+
+
+def rel_diff(a: list[float], b: list[float]) -> float:
+    return max(abs(x - y) / max(abs(x), abs(y), 1e-12) for x, y in zip(a, b))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["distill", "sft"])
+def test_two_processes_match_one(mode, prepared, tmp_path):
+    one = launch(1, mode, tmp_path / "one.json", prepared)
+    two = launch(2, mode, tmp_path / "two.json", prepared)
+
+    assert (one["world_size"], one["per_device_batch"]) == (1, GLOBAL_BATCH)
+    assert (two["world_size"], two["per_device_batch"]) == (2, GLOBAL_BATCH // 2)
+    assert two["distributed_type"] == "DistributedType.MULTI_CPU" and two["backend"] == "gloo"
+    assert one["steps"] == two["steps"] == list(range(1, STEPS + 1))
+    if mode == "distill":
+        assert one["checkpoint"] == two["checkpoint"] and one["candidate_scores"] == two["candidate_scores"]
+
+    # the same global batches: 2 ranks together see exactly the 1-process batch of every step
+    batches_one = one["ranks"][0]["seen"]
+    batches_two = [sorted(a + b) for a, b in zip(two["ranks"][0]["seen"], two["ranks"][1]["seen"])]
+    assert [sorted(b) for b in batches_one] == batches_two
+    assert all(len(b) == GLOBAL_BATCH for b in batches_one)
+
+    # the logged loss is the mean of the per-rank (per-sample-mean) losses: with equal per-device
+    # batches that is the 1-process batch mean
+    rank_means = [sum(pair) / 2 for pair in zip(two["ranks"][0]["local_losses"], two["ranks"][1]["local_losses"])]
+    assert rel_diff(rank_means, two["losses"]) < 1e-6
+
+    # training actually moved the weights (learning rate > 0 after warm-up) ...
+    assert sum(lr > 0 for lr in one["learning_rates"]) >= STEPS - 1
+    # ... with the same per-step losses and gradient norms (grad norms are taken after DDP's
+    # all-reduce: they only agree if gradients are averaged across ranks)
+    loss_diff, grad_diff = rel_diff(one["losses"], two["losses"]), rel_diff(one["grad_norms"], two["grad_norms"])
+    print(f"{mode}: max rel diff losses {loss_diff:.2e}, grad norms {grad_diff:.2e}")
+    assert loss_diff < RTOL, (one["losses"], two["losses"])
+    assert grad_diff < RTOL, (one["grad_norms"], two["grad_norms"])
+
+    # both ranks end with bit-identical weights, equal to the 1-process weights up to rounding
+    w0, w1, w_one = two["ranks"][0]["weights"], two["ranks"][1]["weights"], one["ranks"][0]["weights"]
+    assert w0 == w1
+    assert abs(w0["sum_sq"] - w_one["sum_sq"]) / w_one["sum_sq"] < 1e-6
+    assert abs(w0["sum"] - w_one["sum"]) / abs(w_one["sum"]) < 1e-6
