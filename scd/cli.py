@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p = add("reproduce", "run every notebook in order with papermill (computing what is missing)")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the profile's)")
     p.add_argument("--out", default=None, help="folder for executed notebooks (default: in place)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="extra notebook parameter, e.g. results_dir=/tmp/res (papermill -p)")
     p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
@@ -103,9 +105,10 @@ def main(argv: list[str] | None = None) -> int:
 
         _config(args)  # fail on bad values before any notebook starts
         params = {"profile": args.profile} | ({"seeds": [int(s) for s in args.seeds.split(",")]} if args.seeds else {})
+        params |= parse_overrides(args.param)
         start = time.time()
         timings = run_notebooks(params, output_dir=args.out)
-        write_json(Path("results") / args.profile / "notebook_timing.json", timings)
+        write_json(Path(params.get("results_dir", "results")) / args.profile / "notebook_timing.json", timings)
         print(f"done in {time.time() - start:.0f}s: notebooks in {args.out or 'notebooks/'}, tables in results/, "
               "figures in figures/")
     return 0
