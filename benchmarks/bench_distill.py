@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     tok = load_tokenizer(base)
     splits = task_splits(cfg, args.task)
     train = splits["train"]
-    items, _ = encode(train, tok, cfg.max_length)
+    items, _ = encode(train, tok, cfg)
     targets, kl_best, cache_info = cache_stage(cfg, teacher_info, args.task)
     best = [t["checkpoint"] for t in teacher_info["trajectory"]].index(teacher_info["best"])
     anchor = dict(zip(*pd.read_csv(Path(student_info["path"]) / "anchor.csv").T.values))
@@ -148,11 +148,11 @@ def main(argv=None) -> int:
 
     # one-off costs
     start = time.perf_counter()
-    t = build_targets(teacher_model, tok, train, cfg.max_length, cfg.top_k, cfg.temperature, {"quiet": True},
+    t = build_targets(teacher_model, tok, train, cfg, cfg.top_k, cfg.temperature, {"quiet": True},
                       cfg.eval_batch_size)
     cache_s = time.perf_counter() - start
     probe = train[: cfg.probe_size]
-    batch = collate(encode(probe, tok, cfg.max_length)[0])
+    batch = collate(encode(probe, tok, cfg)[0])
     with torch.no_grad():
         tl = answer_logits(teacher_model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
         sl = answer_logits(load_model(base), batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     top_logp, top_ids = tp.topk(cfg.top_k, -1)
     sparse = float(forward_kl(teacher_buckets(top_logp), bucketize(sl, top_ids)).mean())
     start = time.perf_counter()
-    student_probe_kl(load_model(base), tok, probe, targets, cfg.max_length, cfg.temperature)
+    student_probe_kl(load_model(base), tok, probe, targets, cfg, cfg.temperature)
     probe_s = time.perf_counter() - start
     start = time.perf_counter()
     gold_losses(load_model(base), tok, train, cfg)

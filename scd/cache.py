@@ -71,10 +71,10 @@ class TeacherTargets:
         return self
 
 
-def build_targets(model, tok, records: list[dict], max_length: int, k: int, temperature: float, meta: dict,
+def build_targets(model, tok, records: list[dict], cfg, k: int, temperature: float, meta: dict,
                   batch_size: int = 16) -> TeacherTargets:
     model.eval()
-    items, _ = encode(records, tok, max_length)
+    items, _ = encode(records, tok, cfg)
     collate = PadCollator(tok.pad_token_id)
     ids, lps, losses, lengths = [], [], [], []
     for start in tqdm(range(0, len(items), batch_size), desc=f"cache {meta.get('checkpoint', '')}", leave=False,

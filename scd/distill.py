@@ -77,13 +77,13 @@ def select_checkpoint(policy: str, stage: int, best: int, scores: list[float] | 
     return min(range(len(scores)), key=lambda c: (scores[c], c))
 
 
-def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTargets], max_length: int,
+def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTargets], cfg,
                      temperature: float) -> list[float]:
     """Mean over probe answer tokens of KL(p_student || p_c) on each candidate's top-k buckets.
 
     One student forward serves every candidate: selection must stay a small share of training.
     """
-    items, _ = encode(probe, tok, max_length)
+    items, _ = encode(probe, tok, cfg)
     batch = PadCollator(tok.pad_token_id)(items)
     dev = next(student.parameters()).device
     was_training = student.training

@@ -24,7 +24,7 @@ def device_of(model) -> torch.device:
 def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold loss") -> dict[str, float]:
     """Mean NLL per answer token of each sample's gold answer: the per-sample risk ℓ(x)."""
     model.eval()
-    items, _ = encode(records, tok, cfg.max_length)
+    items, _ = encode(records, tok, cfg)
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
     collate, out = PadCollator(tok.pad_token_id), {}
     for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=_quiet()):
@@ -47,7 +47,7 @@ def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config
 @torch.no_grad()
 def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, desc: str = "generate") -> list[str]:
     model.eval()
-    prompts = prompt_ids(records, tok, cfg.max_length)
+    prompts = prompt_ids(records, tok, cfg)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
     dev = device_of(model)

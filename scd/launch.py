@@ -105,7 +105,7 @@ def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
     """The package's trainer for ``opts.mode`` (distill: stage 0 of ``distill_stage``)."""
     splits = task_splits(cfg, opts.task)
     tok = load_tokenizer(prep["base_path"])
-    items, _ = encode(splits["train"], tok, cfg.max_length)
+    items, _ = encode(splits["train"], tok, cfg)
     model = load_model(prep["base_path"])
     no_dropout(model)
     common = dict(max_steps=opts.steps, per_device_train_batch_size=per_device, logging_steps=1,
@@ -127,7 +127,7 @@ def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
         probe = probe_records(cfg, splits["train"])
         terms = getattr(cfg, "selection_terms", "both")
         use_best, use_student = terms in ("both", "best"), terms in ("both", "student")
-        kl_student = student_probe_kl(model, tok, probe, targets, cfg.max_length, cfg.temperature)
+        kl_student = student_probe_kl(model, tok, probe, targets, cfg, cfg.temperature)
         scores = [use_best * prep["kl_best"][c] + use_student * kl_student[c] for c in range(len(targets))]
     chosen = select_checkpoint(method.policy, 0, best, scores)
     weights = sample_weights(method, cfg.alpha, anchor.to_dict(), targets[chosen])

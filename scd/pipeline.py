@@ -21,7 +21,10 @@ from scd.models import (build_scratch_model, corpus_texts, count_params, load_mo
 from scd.pretrain import pretrain, token_stream
 from scd.sft import encode, run_sft
 
-SELECTION_RULE = "dev-chance-corrected"  # part of stage keys: how the best checkpoint is chosen
+# Part of stage keys: how the best checkpoint is chosen and how prompts are cut (the cut once
+# depended on the gold answer's length, which leaked labels; runs from then must not be reused).
+SELECTION_RULE = "dev-chance-corrected"
+PROMPT_CUT = "answer-independent-reserve"
 TOKENIZER_KEYS = ("vocab_size", "max_piece_length", "corpus_tasks", "base_seed")
 SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",
             "max_eval", "max_new_tokens", "eval_batch_size", "bf16")
@@ -95,7 +98,7 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> dict:
     """Teacher (N checkpoints, best on dev) or student (best on dev, plus AW anchor losses)."""
     base_path, base_key = base_model_stage(cfg, role, root)
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
-    key = {"base": base_key, "task": task, "seed": seed, "lr": lr, "epochs": epochs, "select": SELECTION_RULE,
+    key = {"base": base_key, "task": task, "seed": seed, "lr": lr, "epochs": epochs, "select": SELECTION_RULE, "cut": PROMPT_CUT,
            "n_checkpoints": cfg.n_checkpoints} | {k: getattr(cfg, k) for k in SFT_KEYS}
     path = stage_dir(cfg, f"sft-{role}", key)
     if is_done(path):
@@ -122,7 +125,7 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> dict:
     if role == "student":  # the AW anchor: the SFT student's gold loss on every train sample
         anchor = gold_losses(model, tok, splits["train"], cfg, desc="anchor")
         write_csv(path / "anchor.csv", pd.DataFrame({"id": list(anchor), "loss": list(anchor.values())}))
-    _, n_trunc = encode(splits["train"] + splits["dev"] + splits["test"], tok, cfg.max_length)
+    _, n_trunc = encode(splits["train"] + splits["dev"] + splits["test"], tok, cfg)
     info = {"key": key, "role": role, "task": task, "seed": seed, "path": str(path), "trajectory": trajectory,
             "best": best["checkpoint"], "best_path": best["path"], "test": test, "train_s": train_s,
             "eval_s": time.time() - start - train_s, "max_new_tokens": budget,

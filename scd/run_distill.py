@@ -36,16 +36,16 @@ def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list,
     splits = task_splits(cfg, task, root)
     tok = load_tokenizer(teacher["best_path"])
     expected = {"tokenizer_hash": teacher["tokenizer_hash"], "k": cfg.top_k, "temperature": cfg.temperature,
-                "max_length": cfg.max_length}
+                "max_length": cfg.max_length, "answer_reserve": cfg.max_new_tokens}
     if not is_done(path):
         threads()
-        probe, _ = encode(probe_records(cfg, splits["train"]), tok, cfg.max_length)
+        probe, _ = encode(probe_records(cfg, splits["train"]), tok, cfg)
         batch = PadCollator(tok.pad_token_id)(probe)
         dense, start = [], time.time()
         for t in teacher["trajectory"]:
             model = load_model(t["path"]).eval()
             meta = {"checkpoint": t["checkpoint"], "checkpoint_path": t["path"], "task": task, "quiet": True} | expected
-            save_targets(build_targets(model, tok, splits["train"], cfg.max_length, cfg.top_k, cfg.temperature, meta,
+            save_targets(build_targets(model, tok, splits["train"], cfg, cfg.top_k, cfg.temperature, meta,
                                        cfg.eval_batch_size), path / f"{t['checkpoint']}.pt")
             with torch.no_grad():
                 dense.append(answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
@@ -88,7 +88,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
     splits = task_splits(cfg, task, root)
     tok = load_tokenizer(base_path)
     anchor = pd.read_csv(f"{student_sft['path']}/anchor.csv", dtype={"id": str}).set_index("id")["loss"].to_dict()
-    items, _ = encode(splits["train"], tok, cfg.max_length)
+    items, _ = encode(splits["train"], tok, cfg)
     budget = new_token_budget(task, splits["train"], tok, cfg)
     best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
     model, stages = load_model(base_path), []
@@ -103,7 +103,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         if method.policy == "scd":
             probe = probe_records(cfg, splits["train"])
             use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
-            kl_student = student_probe_kl(model, tok, probe, targets, cfg.max_length, cfg.temperature)
+            kl_student = student_probe_kl(model, tok, probe, targets, cfg, cfg.temperature)
             scores = [use_best * kl_best[c] + use_student * kl_student[c] for c in range(len(targets))]
         chosen = select_checkpoint(method.policy, s, best, scores)
         weights = sample_weights(method, cfg.alpha, anchor, targets[chosen])

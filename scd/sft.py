@@ -19,20 +19,23 @@ from scd.models import answer_logits
 MIN_PROMPT_TOKENS = 8
 
 
-def encode(records: list[dict], tok, max_length: int) -> tuple[list[dict], int]:
+def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
     """Token ids with labels on the answer (+EOS) only; over-long prompts lose their middle.
 
-    The answer is never cut: an answer that cannot fit is an error naming the sample.
+    Every prompt of a run is cut to the same room, ``max_length - max_new_tokens``, whatever its
+    own answer: a cut that depended on the gold answer's length would leak the label through the
+    prompt's length (it did: PubMedQA's yes/no/maybe differ by one token). The answer is never
+    cut, so a sequence may exceed ``max_length`` by what its answer exceeds the reserve.
     Returns the encoded items and how many prompts were truncated.
     """
+    room = cfg.max_length - cfg.max_new_tokens
+    if room < MIN_PROMPT_TOKENS:
+        raise ValueError(f"max_length={cfg.max_length} - max_new_tokens={cfg.max_new_tokens} leaves fewer than "
+                         f"{MIN_PROMPT_TOKENS} prompt tokens")
     items, truncated = [], 0
     for rec in records:
         prompt = tok(rec["prompt"], add_special_tokens=False)["input_ids"]
         answer = tok(rec["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        room = max_length - len(answer)
-        if room < MIN_PROMPT_TOKENS:
-            raise ValueError(f"sample {rec['id']}: answer has {len(answer)} tokens, more than max_length="
-                             f"{max_length} leaves for a prompt; raise max_length (answers are never cut)")
         if len(prompt) > room:
             head = room // 2
             prompt = prompt[:head] + prompt[len(prompt) - (room - head):]
@@ -42,9 +45,9 @@ def encode(records: list[dict], tok, max_length: int) -> tuple[list[dict], int]:
     return items, truncated
 
 
-def prompt_ids(records: list[dict], tok, max_length: int) -> list[list[int]]:
+def prompt_ids(records: list[dict], tok, cfg: Config) -> list[list[int]]:
     """The prompt part of ``encode`` (same truncation), for generation."""
-    items, _ = encode(records, tok, max_length)
+    items, _ = encode(records, tok, cfg)
     return [it["input_ids"][: it["prompt_len"]] for it in items]
 
 
@@ -135,7 +138,7 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
 def run_sft(model, tok, train_records: list[dict], cfg: Config, out_dir: Path, lr: float, epochs: int,
             seed: int, n_checkpoints: int) -> list[tuple[int, Path]]:
     """Train (resuming from the last checkpoint in ``out_dir`` if any); return [(step, path)]."""
-    items, _ = encode(train_records, tok, cfg.max_length)
+    items, _ = encode(train_records, tok, cfg)
     total = steps_per_epoch(len(items), cfg) * epochs
     steps = checkpoint_steps(total, n_checkpoints)
     args = training_args(out_dir, cfg, lr, epochs, seed, train_sampling_strategy="group_by_length")

@@ -54,7 +54,7 @@ def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teach
     run = runs["scd"]
     tok = load_tokenizer(teacher["best_path"])
     probe = task_splits(smoke_cfg, "crade")["train"][: smoke_cfg.probe_size]
-    batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg.max_length)[0])
+    batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg)[0])
 
     def logp(model):
         with torch.no_grad():
@@ -131,7 +131,7 @@ def test_cached_and_online_targets_give_the_same_loss(smoke_cfg, teacher, tmp_pa
     tok = load_tokenizer(ckpt["path"])
     student = load_model(base_model_stage(smoke_cfg, "student")[0])
     train = task_splits(smoke_cfg, "crade")["train"][:6]
-    batch = PadCollator(tok.pad_token_id)(encode(train, tok, smoke_cfg.max_length)[0])
+    batch = PadCollator(tok.pad_token_id)(encode(train, tok, smoke_cfg)[0])
     weights = {r["id"]: 0.7 for r in train}
     common = dict(model=student, args=training_args(tmp_path, smoke_cfg, 1e-3, 1, 0), weights=weights,
                   top_k=smoke_cfg.top_k)

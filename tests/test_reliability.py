@@ -111,7 +111,7 @@ def test_nonfinite_loss_names_step_and_samples(smoke_cfg):
     with torch.no_grad():
         model.lm_head.weight[0, 0] = float("nan")
     recs = task_splits(smoke_cfg, "crade")["train"][:2]
-    batch = PadCollator(tok.pad_token_id)(encode(recs, tok, smoke_cfg.max_length)[0])
+    batch = PadCollator(tok.pad_token_id)(encode(recs, tok, smoke_cfg)[0])
     trainer = AnswerOnlyTrainer(model=model, args=training_args(Path(os.environ["SCD_RUNS_DIR"]) / "nan", smoke_cfg,
                                                                 1e-3, 1, 0))
     with pytest.raises(NonFiniteLoss, match=r"at step 0 on samples \['crade/CRADE.csv:\d+'"):

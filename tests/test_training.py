@@ -68,7 +68,7 @@ def test_teacher_is_bigger_than_student(smoke_cfg, teacher, student):
 def test_answer_only_logits_match_the_full_forward(smoke_cfg, teacher):
     tok = load_tokenizer(teacher["best_path"])
     model = load_model(teacher["best_path"]).eval()
-    items, _ = encode(load_task("crade", max_train=4)["train"][:2], tok, smoke_cfg.max_length)
+    items, _ = encode(load_task("crade", max_train=4)["train"][:2], tok, smoke_cfg)
     ids = torch.tensor([items[0]["input_ids"]])
     labels = torch.tensor([items[0]["labels"]])
     with torch.no_grad():
@@ -78,14 +78,18 @@ def test_answer_only_logits_match_the_full_forward(smoke_cfg, teacher):
     assert torch.allclose(sparse, full, atol=1e-5)
 
 
-def test_prompt_truncation_keeps_the_answer(smoke_cfg, teacher):
+def test_prompt_truncation_keeps_the_answer_and_ignores_it(smoke_cfg, teacher):
     tok = load_tokenizer(teacher["best_path"])
+    cfg = smoke_cfg.replace(max_length=64, max_new_tokens=8)
     rec = load_task("crade")["test"][0]
-    items, n = encode([rec], tok, 64)
+    items, n = encode([rec], tok, cfg)
     answer = tok(rec["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-    assert n == 1 and len(items[0]["input_ids"]) == 64 and items[0]["input_ids"][-len(answer):] == answer
-    with pytest.raises(ValueError, match="answers are never cut"):
-        encode([rec | {"answer": "A" * 200}], tok, 64)
+    assert n == 1 and items[0]["prompt_len"] == 56 and items[0]["input_ids"][-len(answer):] == answer
+    # the cut must not depend on the gold answer, or the prompt's length leaks the label
+    variants, _ = encode([rec | {"answer": a} for a in ("A", "yes", "maybe", "A" * 200)], tok, cfg)
+    assert len({tuple(it["input_ids"][: it["prompt_len"]]) for it in variants}) == 1
+    long = variants[-1]
+    assert len(long["input_ids"]) - long["prompt_len"] == len(tok("A" * 200, add_special_tokens=False)["input_ids"]) + 1
 
 
 def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeypatch, teacher):
