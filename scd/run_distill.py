@@ -6,6 +6,7 @@ interrupted stage resumes from its last epoch checkpoint.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,10 @@ def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list,
     tok = load_tokenizer(teacher["best_path"])
     expected = {"tokenizer_hash": teacher["tokenizer_hash"], "k": cfg.top_k, "temperature": cfg.temperature,
                 "max_length": cfg.max_length, "answer_reserve": cfg.max_new_tokens}
+    missing = [t["path"] for t in teacher["trajectory"] if not Path(t["path"]).is_dir()]
+    if missing and not is_done(path):
+        raise FileNotFoundError(f"teacher checkpoints {missing} are missing; delete {teacher['path']} to retrain "
+                                "the teacher (its done.json says they exist)")
     if not is_done(path):
         threads()
         probe, _ = encode(probe_records(cfg, splits["train"]), tok, cfg)

@@ -176,3 +176,16 @@ def test_sigkilled_notebook_reproduction_resumes(smoke_cfg, data_dir, tmp_path):
     want = pd.read_csv(reference / "runs.csv").set_index(["model", "task", "seed"]).sort_index()
     pd.testing.assert_series_equal(got["primary"], want["primary"])
     pd.testing.assert_series_equal(got["gold_loss"], want["gold_loss"], rtol=1e-6)
+
+
+def test_missing_teacher_checkpoint_is_named(smoke_cfg):
+    import shutil
+
+    from scd.pipeline import sft_stage
+    from scd.run_distill import cache_stage
+
+    cfg = smoke_cfg.replace(teacher_lr=7e-4)  # its own teacher run, so other tests keep theirs
+    teacher = sft_stage(cfg, "teacher", "crade", 0)
+    shutil.rmtree(teacher["trajectory"][0]["path"])
+    with pytest.raises(FileNotFoundError, match="teacher checkpoints .*checkpoint-.* are missing"):
+        cache_stage(cfg, teacher, "crade")
