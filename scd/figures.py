@@ -66,6 +66,7 @@ def selections(stages: pd.DataFrame):
 
 
 def weight_distributions(weights: pd.DataFrame):
+    weights = weights.reset_index(drop=True)
     grid = sns.displot(weights, x="w", col="task", col_wrap=4, bins=30, height=2.4, facet_kws={"sharey": False})
     grid.set_titles("{col_name}")
     grid.set_axis_labels("AW weight on KD", "samples")
@@ -85,6 +86,7 @@ def method_bars(table: pd.DataFrame):
 
 
 def subdomain_bars(scores: pd.DataFrame):
+    scores = scores.reset_index(drop=True)  # concatenated per task/seed: seaborn needs a unique index
     grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
                        order=[m for m in METHOD_ORDER if m in set(scores["model"])], errorbar=("ci", 95))
     grid.set_titles("{col_name}")
@@ -93,6 +95,7 @@ def subdomain_bars(scores: pd.DataFrame):
 
 
 def margin_scatter(frame: pd.DataFrame):
+    frame = frame.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(4.5, 4))
     sns.scatterplot(frame, x="predicted_margin", y="achieved_margin", hue="task", ax=ax)
     lim = [min(frame[["predicted_margin", "achieved_margin"]].min()), max(frame[["predicted_margin", "achieved_margin"]].max())]
