@@ -25,7 +25,7 @@ reproduce: venv
 
 ## test: the whole test suite (what CI runs)
 test: venv
-	$(BIN)/python -m pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+	$(BIN)/python -m pytest -q tests notebooks --nbval-lax; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 summary: venv
 	$(BIN)/python -m scd data-summary
