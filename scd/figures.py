@@ -19,7 +19,8 @@ def save(fig, name: str, out_dir: str | Path = "figures") -> list[Path]:
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     for path in paths:
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
+        meta = {"CreationDate": None} if path.suffix == ".pdf" else {}  # byte-stable reruns
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata=meta)
         tmp.replace(path)
     return paths
 
