@@ -189,3 +189,25 @@ def test_missing_teacher_checkpoint_is_named(smoke_cfg):
     shutil.rmtree(teacher["trajectory"][0]["path"])
     with pytest.raises(FileNotFoundError, match="teacher checkpoints .*checkpoint-.* are missing"):
         cache_stage(cfg, teacher, "crade")
+
+
+def test_teacher_and_student_with_different_tokenizers_are_refused(smoke_cfg, monkeypatch):
+    import scd.run_distill as rd
+
+    real = rd.sft_stage
+
+    def student_with_other_vocab(cfg, role, *args):
+        info = real(cfg, role, *args)
+        return info | {"tokenizer_hash": "another-vocabulary"} if role == "student" else info
+
+    monkeypatch.setattr(rd, "sft_stage", student_with_other_vocab)
+    with pytest.raises(ValueError, match="different tokenizers"):
+        rd.distill_stage(smoke_cfg, "td", "crade", 0)
+
+
+def test_duplicated_ids_are_refused():
+    from scd.data import check_disjoint
+
+    rec = {"id": "crade/CRADE.csv:5", "question": "q1"}
+    with pytest.raises(DataError, match="id 'crade/CRADE.csv:5' appears in train and dev"):
+        check_disjoint({"train": [rec], "dev": [rec | {"question": "q2"}], "test": []})
