@@ -114,3 +114,15 @@ def timing_bars(frame: pd.DataFrame):
     ax.set(ylabel="training seconds (all tasks)", title="Training cost per method")
     ax.tick_params(axis="x", rotation=30)
     return fig
+
+
+def benchmark_bars(training: pd.DataFrame):
+    """Step time of each trainer relative to student SFT, measured in one benchmark run."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(training["trainer"], training["step_ratio_vs_sft"], color=sns.color_palette("deep", len(training)))
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(1.2, color="red", lw=0.8, ls=":", label="target for cached SCD+AW (1.2×)")
+    ax.set(xlabel="step time / student-SFT step time", title="Distillation cost (benchmarks/bench_distill.py)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    return fig
