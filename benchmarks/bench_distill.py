@@ -20,7 +20,7 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
-from scd.cache import build_targets
+from scd.cache import build_targets, bytes_per_token
 from scd.config import get_config
 from scd.distill import DistillTrainer, parse_method, sample_weights, student_probe_kl
 from scd.evaluate import generate, gold_losses
@@ -170,8 +170,7 @@ def main(argv=None) -> int:
     anchor_s = time.perf_counter() - start
     one_off = pd.DataFrame([
         {"cost": "target cache, one checkpoint", "value": cache_s, "unit": "s"},
-        {"cost": "target cache size", "value": t.topk_ids.shape[0] and (t.topk_ids.element_size() + t.topk_logp.element_size()) * cfg.top_k,
-         "unit": "bytes per answer token"},
+        {"cost": "target cache size", "value": bytes_per_token(t), "unit": "bytes per answer token"},
         {"cost": f"FKL kept by top-{cfg.top_k} (+leftover)", "value": sparse / dense, "unit": "share of dense FKL"},
         {"cost": "SCD selection probe, all checkpoints, one stage", "value": probe_s, "unit": "s"},
         {"cost": "AW anchor (student gold loss on train)", "value": anchor_s, "unit": "s"},

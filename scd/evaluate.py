@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from scd import metrics
 from scd.config import Config
 from scd.data import get_task
+from scd.io import quiet
 from scd.models import answer_logits, per_sample_mean
 from scd.sft import PadCollator, encode, prompt_ids
 
@@ -27,7 +28,7 @@ def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold 
     items, _ = encode(records, tok, cfg)
     order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
     collate, out = PadCollator(tok.pad_token_id), {}
-    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=_quiet()):
+    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=quiet()):
         batch = collate([items[i] for i in order[start:start + cfg.eval_batch_size]])
         dev = device_of(model)
         logits, targets, mask = answer_logits(model, batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
@@ -51,7 +52,7 @@ def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, 
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
     dev = device_of(model)
-    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=_quiet()):
+    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=quiet()):
         idx = order[start:start + cfg.eval_batch_size]
         width = max(len(prompts[i]) for i in idx)
         ids = torch.tensor([[tok.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=dev)
@@ -81,8 +82,3 @@ def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_n
     summary["gold_loss"] = float(rows["gold_loss"].mean())
     return summary, rows
 
-
-def _quiet() -> bool:
-    import os
-
-    return os.environ.get("SCD_QUIET") == "1"

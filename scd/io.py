@@ -12,6 +12,11 @@ from typing import Any
 import pandas as pd
 
 
+def quiet() -> bool:
+    """SCD_QUIET=1 silences progress bars (tests, CI logs)."""
+    return os.environ.get("SCD_QUIET") == "1"
+
+
 def project_path(name: str) -> Path:
     """``name`` inside the checkout this package runs from (so notebooks, whose working folder
     is ``notebooks/``, and the CLI agree), else inside the current folder."""

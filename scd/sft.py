@@ -7,13 +7,13 @@ Optimiser and schedule follow the paper: AdamW (0.9, 0.95), clip 1.0, cosine, 10
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from scd.config import Config
+from scd.io import quiet
 from scd.models import answer_logits
 
 MIN_PROMPT_TOKENS = 8
@@ -128,7 +128,7 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
         adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
         save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
-        activation_checkpointing=cfg.gradient_checkpointing, disable_tqdm=os.environ.get("SCD_QUIET") == "1",
+        activation_checkpointing=cfg.gradient_checkpointing, disable_tqdm=quiet(),
         use_cpu=not torch.cuda.is_available(),
     )
     kwargs.update(extra)
