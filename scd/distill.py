@@ -20,7 +20,7 @@ import torch
 
 from scd.cache import TeacherTargets, teacher_topk
 from scd.divergences import bucketize, forward_kl, get_divergence, teacher_buckets
-from scd.models import answer_logits, per_sample_mean
+from scd.models import answer_logits, model_inputs, per_sample_mean
 from scd.sft import MeanLossTrainer, PadCollator, check_finite, encode
 
 POLICIES = ("td", "cd", "scd")
@@ -89,8 +89,7 @@ def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTa
     was_training = student.training
     student.eval()
     with torch.no_grad():
-        logits, _, _ = answer_logits(student, batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
-                                     batch["labels"].to(dev))
+        logits, _, _ = answer_logits(student, *model_inputs(batch, student))
         scores = []
         for targets in candidates:
             top_ids, top_logp = targets.lookup(batch["sample_ids"])

@@ -13,7 +13,7 @@ from scd import metrics
 from scd.config import Config
 from scd.data import get_task
 from scd.io import quiet
-from scd.models import answer_logits, per_sample_mean
+from scd.models import answer_logits, model_inputs, per_sample_mean
 from scd.sft import PadCollator, encode, prompt_ids
 
 
@@ -30,9 +30,7 @@ def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold 
     collate, out = PadCollator(tok.pad_token_id), {}
     for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=quiet()):
         batch = collate([items[i] for i in order[start:start + cfg.eval_batch_size]])
-        dev = device_of(model)
-        logits, targets, mask = answer_logits(model, batch["input_ids"].to(dev), batch["attention_mask"].to(dev),
-                                              batch["labels"].to(dev))
+        logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
         nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
         for sid, value in zip(batch["sample_ids"], per_sample_mean(nll, mask).tolist()):
             out[sid] = value

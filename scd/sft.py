@@ -25,7 +25,8 @@ def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
     Every prompt of a run is cut to the same room, ``max_length - max_new_tokens``, whatever its
     own answer: a cut that depended on the gold answer's length would leak the label through the
     prompt's length (it did: PubMedQA's yes/no/maybe differ by one token). The answer is never
-    cut, so a sequence may exceed ``max_length`` by what its answer exceeds the reserve.
+    cut, so a sequence may exceed ``max_length`` by what its answer exceeds the reserve. A BOS the
+    tokenizer adds is kept (the head of a cut prompt is never dropped).
     Returns the encoded items and how many prompts were truncated.
     """
     room = cfg.max_length - cfg.max_new_tokens
@@ -34,7 +35,7 @@ def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
                          f"{MIN_PROMPT_TOKENS} prompt tokens")
     items, truncated = [], 0
     for rec in records:
-        prompt = tok(rec["prompt"], add_special_tokens=False)["input_ids"]
+        prompt = tok(rec["prompt"])["input_ids"]  # with the tokenizer's own BOS, if it adds one (Gemma, Llama 3)
         answer = tok(rec["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         if len(prompt) > room:
             head = room // 2
@@ -128,7 +129,7 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
         adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
         save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
-        activation_checkpointing=cfg.gradient_checkpointing, disable_tqdm=quiet(),
+        gradient_checkpointing=cfg.gradient_checkpointing, disable_tqdm=quiet(),
         use_cpu=not torch.cuda.is_available(),
     )
     kwargs.update(extra)

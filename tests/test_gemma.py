@@ -119,3 +119,30 @@ def test_clear_errors_without_package_or_with_transformers4(monkeypatch, tmp_pat
     monkeypatch.setattr(transformers, "__version__", "4.57.1")
     with pytest.raises(RuntimeError, match="transformers >= 5"):
         gemma.convert(tmp_path / "hf")
+
+
+def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatch):
+    """The pipeline's gemma source: teacher converted once, student pruned and healed, one vocabulary."""
+    from scd.config import get_config
+    from scd.pipeline import base_model_stage
+    from scd.data import load_task
+    from scd.sft import PadCollator, encode
+
+    monkeypatch.setenv("SCD_RUNS_DIR", str(tmp_path))
+    cfg = get_config("gemma", tasks=("rrtnm",), corpus_tasks=("rrtnm",), heal_steps=4, heal_batch=2,
+                     pretrain_window=32, max_length=128, max_new_tokens=8)
+    tpath, _ = base_model_stage(cfg, "teacher")
+    spath, skey = base_model_stage(cfg, "student")
+    t, s = read_json(tpath.parent / "done.json"), read_json(spath.parent / "done.json")
+    assert s["kept_layers"] == gemma.default_keep(18) and s["params"] < t["params"]
+    assert s["tokenizer_hash"] == t["tokenizer_hash"] and skey["heal"]["steps"] == 4
+    loss = s["window_loss"]
+    print(f"window loss: teacher {loss['teacher']:.2f}, pruned {loss['pruned']:.2f}, healed {loss['healed']:.2f}")
+    assert loss["teacher"] < loss["pruned"] and loss["healed"] < loss["pruned"]
+    tok, student = load_tokenizer(spath), load_model(spath)
+    batch = PadCollator(tok.pad_token_id)(encode(load_task("rrtnm")["dev"][:2], tok, cfg)[0])
+    assert batch["input_ids"][0, 0] == tok.bos_token_id
+    with torch.no_grad():
+        logits, targets, _ = answer_logits(student, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    assert logits.shape[-1] == 262144 and torch.isfinite(logits).all()
+    assert base_model_stage(cfg, "student") == (spath, skey)  # cached
