@@ -39,12 +39,17 @@ def label_balance(summary: pd.DataFrame):
 
 
 def pretraining_curves(base: dict):
+    """Loss curves of the base LMs trained here (scratch pretraining, or healing a pruned student);
+    a model loaded pretrained has none and is listed in the legend only."""
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for role, info in base.items():
-        curve = info["loss_curve"]
-        x = np.linspace(0, info["tokens"] / 1e6, len(curve))
-        ax.plot(x, curve, label=f"{role} ({info['params'] / 1e6:.1f}M params)")
-    ax.set(xlabel="tokens seen (M)", ylabel="LM loss", title="Base-LM pretraining on train-split text")
+        label = f"{role} ({info['params'] / 1e6:.1f}M params)"
+        curve = info.get("loss_curve")
+        if not curve:
+            ax.plot([], [], label=label + ", loaded pretrained")
+            continue
+        ax.plot(np.linspace(0, info["tokens"] / 1e6, len(curve)), curve, label=label)
+    ax.set(xlabel="tokens seen (M)", ylabel="LM loss", title="Base-LM training on train-split text")
     ax.legend()
     return fig
 
