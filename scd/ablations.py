@@ -7,8 +7,12 @@ number of distillation epochs (so it is compared with the default at its own cos
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
+from scd.analysis import paired_difference
 from scd.config import Config
 from scd.io import write_csv
 from scd.results import results_dir
@@ -52,5 +56,42 @@ def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFr
         if want <= set(zip(table["variant"], table["task"], table["seed"])):
             return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
     table = run_ablations(cfg, tasks, log=log)
+    write_csv(path, table)
+    return table
+
+
+def seed_list(cfg: Config) -> str:
+    return ",".join(map(str, cfg.seeds))
+
+
+def _credit(cfg: Config, method: str, task: str, seed: int) -> np.ndarray:
+    """Per-item test credit of a finished run, in id order (loads; never trains)."""
+    rows = pd.read_csv(Path(distill_stage(cfg, method, task, seed)["path"]) / "test.csv", dtype={"id": str})
+    return rows.sort_values("id")["correct"].to_numpy(float)
+
+
+def variant_effects(cfg: Config, tasks, method: str = "scd_aw", n_boot: int = 2000) -> pd.DataFrame:
+    """Each variant minus the default on the same test items and seeds: paired bootstrap interval."""
+    rows = []
+    for task in tasks:
+        base = np.stack([_credit(cfg, method, task, s) for s in cfg.seeds])
+        for name, overrides in VARIANTS.items():
+            if name == "default":
+                continue
+            vcfg = cfg.replace(**overrides)
+            scores = np.stack([_credit(vcfg, method, task, s) for s in cfg.seeds])
+            rows.append({"variant": name, "task": task, "seeds": seed_list(cfg), "score": scores.mean(),
+                         "default": base.mean()} | paired_difference(scores, base, n_boot=n_boot))
+    return pd.DataFrame(rows)
+
+
+def ensure_effects(cfg: Config, tasks, root="results") -> pd.DataFrame:
+    """Compute-or-load ``variant_effects`` (computing needs the finished runs in runs/)."""
+    path = results_dir(cfg, root) / "ablations_effects.csv"
+    if path.is_file():
+        table = pd.read_csv(path)
+        if set(tasks) <= set(table["task"]) and (table["seeds"].astype(str) == seed_list(cfg)).all():
+            return table[table["task"].isin(tasks)].reset_index(drop=True)
+    table = variant_effects(cfg, tasks)
     write_csv(path, table)
     return table

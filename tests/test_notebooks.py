@@ -52,6 +52,11 @@ def test_tables_have_the_right_shape_and_ranges(executed):
     assert set(abl["variant"]) == set(VARIANTS) and abl["primary"].between(0, 1).all()
     checkpoints = abl.set_index("variant")["checkpoints"]
     assert len(checkpoints["N = 4 checkpoints"].split()) == 4 and len(checkpoints["N = 2 checkpoints"].split()) == 2
+    effects = pd.read_csv(res / "ablations_effects.csv")
+    assert set(effects["variant"]) == set(VARIANTS) - {"default"} and (effects["lo"] <= effects["hi"]).all()
+    claims = pd.read_csv(res / "claims.csv")
+    assert len(claims) == 5 and set(claims["verdict"]) <= {"supported", "contradicted", "undecided"}
+    assert (claims["lo"] <= claims["diff"] + 1e-12).all() and (claims["diff"] <= claims["hi"] + 1e-12).all()
 
 
 def test_figures_written_as_png_and_pdf(executed):
