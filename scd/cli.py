@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         params |= parse_overrides(args.param)
         start = time.time()
         timings = run_notebooks(params, output_dir=args.out)
-        write_json(Path(params.get("results_dir", "results")) / args.profile / "notebook_timing.json", timings)
+        name = "notebook_timing" + (f"_seeds{args.seeds.replace(',', '-')}" if args.seeds else "")
+        write_json(Path(params.get("results_dir", "results")) / args.profile / f"{name}.json", timings)
         print(f"done in {time.time() - start:.0f}s: notebooks in {args.out or 'notebooks/'}, tables in results/, "
               "figures in figures/")
     return 0

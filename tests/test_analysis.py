@@ -84,13 +84,13 @@ def test_claim_verdicts_follow_the_intervals():
     good, bad = frame(ids, loss_s, np.ones(200)), frame(ids, loss_s, np.zeros(200))
     coin = frame(ids, loss_s, (rng.random(200) < 0.5).astype(float))
     frames = {"teacher_sft": frame(ids, loss_t, (loss_t < 0.5).astype(float)), "student_sft": frame(ids, loss_s, coin.correct),
-              "td": bad, "scd": good, "scd_aw": frame(ids, loss_s, np.zeros(200))}
+              "td": bad, "cd": bad, "td_aw": bad, "scd": good, "scd_aw": frame(ids, loss_s, np.zeros(200))}
     split = analysis.split_subdomains(frames["teacher_sft"], frames["student_sft"], "error")
     table = analysis.claim_table({("t", 0): frames}, {("t", 0): split}, n_boot=300).set_index("claim")
-    assert table.loc["SCD narrows the TFS deficit (vs. standard KD)", "verdict"] == "supported"  # 1 vs 0
+    assert table.loc["SCD narrows the TFS deficit (SCD vs. standard KD)", "verdict"] == "supported"  # 1 vs 0
     assert table.loc["AW keeps the SFS advantage (SCD+AW vs. SCD)", "verdict"] == "contradicted"  # 0 vs 1
     assert table.loc["the SCD+AW student beats the teacher", "n"] == 200
     tfs = (split.domain == "TFS").sum()
-    assert table.loc["SCD narrows the TFS deficit (vs. standard KD)", "n"] == tfs
+    assert table.loc["SCD narrows the TFS deficit (SCD vs. standard KD)", "n"] == tfs
     text = analysis.claims_text(table.reset_index(), 0.25, 8, float("nan"), 1, "smoke", 1)
     assert "**supported**" in text and "**contradicted**" in text and "untestable" in text and "25% of 8" in text
