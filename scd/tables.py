@@ -7,7 +7,7 @@ from importlib.resources import files
 import numpy as np
 import pandas as pd
 
-from scd.analysis import bootstrap_ci, paired_difference
+from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
 from scd.config import Config
 from scd.results import MODELS, load_samples
 
@@ -49,16 +49,8 @@ def _versus_teacher(cfg, task, m, model, root, n_boot) -> dict:
 
 
 def _average_ci(per_task: dict[str, np.ndarray], n_boot: int, seed: int = 0) -> dict:
-    """Average over tasks; its interval resamples seeds and each task's items per replicate."""
-    rng = np.random.default_rng(seed)
-    boots = np.zeros(n_boot)
-    for m in per_task.values():
-        s, n = m.shape
-        for b in range(n_boot):
-            boots[b] += m[np.ix_(rng.integers(0, s, s), rng.integers(0, n, n))].mean()
-    boots /= len(per_task)
-    mean = float(np.mean([m.mean() for m in per_task.values()]))
-    return {"mean": mean, "lo": float(np.quantile(boots, 0.025)), "hi": float(np.quantile(boots, 0.975))}
+    mean, lo, hi, _ = task_average_ci(per_task, n_boot, seed)
+    return {"mean": mean, "lo": lo, "hi": hi}
 
 
 def _average_vs_teacher(table, cfg, root, n_boot) -> pd.DataFrame:
