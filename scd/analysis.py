@@ -141,11 +141,15 @@ def claim_table(samples: dict, splits: dict, n_boot: int = 2000) -> pd.DataFrame
             da.append(frames[a].set_index("id").loc[ids, "correct"].to_numpy(float))
             db.append(frames[b].set_index("id").loc[ids, "correct"].to_numpy(float))
         a_all, b_all = np.concatenate(da), np.concatenate(db)
+        row = {"claim": claim, "a": a, "b": b, "subset": subset, "n": len(a_all)}
+        if not len(a_all):  # e.g. no sample where the SFT student beats the teacher
+            rows.append(row | {k: float("nan") for k in ("score_a", "score_b", "diff", "lo", "hi", "p")}
+                        | {"verdict": "untestable"})
+            continue
         test = paired_difference(a_all, b_all, n_boot=n_boot)
         verdict = "supported" if test["lo"] > 0 else "contradicted" if test["hi"] < 0 else "undecided"
-        rows.append({"claim": claim, "a": a, "b": b, "subset": subset, "n": len(a_all), "score_a": a_all.mean(),
-                     "score_b": b_all.mean(), "diff": test["diff"], "lo": test["lo"], "hi": test["hi"],
-                     "p": test["p"], "verdict": verdict})
+        rows.append(row | {"score_a": a_all.mean(), "score_b": b_all.mean(), "diff": test["diff"], "lo": test["lo"],
+                           "hi": test["hi"], "p": test["p"], "verdict": verdict})
     return pd.DataFrame(rows)
 
 
@@ -173,6 +177,9 @@ def claims_text(table: pd.DataFrame, subtask_share: float, n_subtasks: int, rho:
              "pooled across tasks and seeds, comparing distilled students only, since the subsets are defined by "
              "the SFT models' own errors):", ""]
     for r in table.itertuples():
+        if r.verdict == "untestable":
+            lines.append(f"- *{r.claim}*: **untestable** — no {r.subset} items in these runs.")
+            continue
         lines.append(f"- *{r.claim}*: **{r.verdict}** — {r.a} {r.score_a:.3f} vs {r.b} {r.score_b:.3f} on "
                      f"{r.n} {'test (task average)' if r.subset == 'all' else r.subset} items, difference {r.diff:+.3f} "
                      f"[{r.lo:+.3f}, {r.hi:+.3f}], p = {r.p:.2f}.")
@@ -185,7 +192,7 @@ def claims_text(table: pd.DataFrame, subtask_share: float, n_subtasks: int, rho:
         strength = "no" if abs(rho) < 0.3 else "a weak" if abs(rho) < 0.6 else "a clear"
         lines.append(f"- *the SFT-time SFS/TFS margin predicts the distillation outcome*: Spearman ρ = {rho:.2f} "
                      f"over {n_pairs} task-seed pairs, {strength} monotone relation.")
-    decided = int((table.verdict != "undecided").sum())
+    decided = int(table.verdict.isin(["supported", "contradicted"]).sum())
     lines += ["", f"{decided} of {len(table)} tested claims are decided at 95%."
               + (" An undecided claim is neither confirmed nor refuted by these runs." if decided < len(table) else "")]
     return "\n".join(lines)

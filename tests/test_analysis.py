@@ -92,5 +92,9 @@ def test_claim_verdicts_follow_the_intervals():
     assert table.loc["the SCD+AW student beats the teacher", "n"] == 200
     tfs = (split.domain == "TFS").sum()
     assert table.loc["SCD narrows the TFS deficit (SCD vs. standard KD)", "n"] == tfs
+    empty = {("t", 0): split.assign(domain="TFS")}  # no SFS items: those claims cannot be tested
+    untested = analysis.claim_table({("t", 0): frames}, empty, n_boot=50).set_index("claim")
+    assert (untested.loc[untested.subset == "SFS", "verdict"] == "untestable").all()
+    assert untested.loc[untested.subset == "SFS", "n"].eq(0).all()
     text = analysis.claims_text(table.reset_index(), 0.25, 8, float("nan"), 1, "smoke", 1)
     assert "**supported**" in text and "**contradicted**" in text and "untestable" in text and "25% of 8" in text

@@ -55,8 +55,10 @@ def test_tables_have_the_right_shape_and_ranges(executed):
     effects = pd.read_csv(res / "ablations_effects.csv")
     assert set(effects["variant"]) == set(VARIANTS) - {"default"} and (effects["lo"] <= effects["hi"]).all()
     claims = pd.read_csv(res / "claims.csv")
-    assert len(claims) == 5 and set(claims["verdict"]) <= {"supported", "contradicted", "undecided"}
-    assert (claims["lo"] <= claims["diff"] + 1e-12).all() and (claims["diff"] <= claims["hi"] + 1e-12).all()
+    assert len(claims) == 5 and set(claims["verdict"]) <= {"supported", "contradicted", "undecided", "untestable"}
+    assert (claims["verdict"] == "untestable").eq(claims["n"] == 0).all()
+    tested = claims[claims["n"] > 0]
+    assert (tested["lo"] <= tested["diff"] + 1e-12).all() and (tested["diff"] <= tested["hi"] + 1e-12).all()
 
 
 def test_figures_written_as_png_and_pdf(executed):
