@@ -146,8 +146,7 @@ PROFILES: dict[str, Config] = {
     "gemma": Config(
         profile="gemma", model_source="gemma", teacher_id="gemma3-270m", student_id="gemma3-270m-pruned",
         max_length=512, batch_size=8, teacher_lr=2e-5, student_lr=5e-5, distill_lr=5e-5, bf16=True,
-        prune_fraction=0.5, heal_steps=300, heal_batch=16, heal_lr=2e-4, pretrain_window=256, top_k=32, stage_epochs=1,
-        eval_batch_size=32, max_train=1000, max_new_tokens=64,
+        heal_steps=300, heal_batch=16, heal_lr=2e-4, stage_epochs=1, max_train=1000,
     ),
     # The paper's scale: Llama 3.1 8B -> Llama 3.2 3B, multi-GPU.
     "paper": Config(

@@ -20,7 +20,7 @@ import torch
 
 from scd.cache import TeacherTargets, teacher_topk
 from scd.divergences import bucketize, forward_kl, get_divergence, teacher_buckets
-from scd.models import answer_logits, model_inputs, per_sample_mean
+from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
 from scd.sft import MeanLossTrainer, PadCollator, check_finite, encode
 
 POLICIES = ("td", "cd", "scd")
@@ -85,7 +85,7 @@ def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTa
     """
     items, _ = encode(probe, tok, cfg)
     batch = PadCollator(tok.pad_token_id)(items)
-    dev = next(student.parameters()).device
+    dev = device_of(student)
     was_training = student.training
     student.eval()
     with torch.no_grad():

@@ -13,12 +13,8 @@ from scd import metrics
 from scd.config import Config
 from scd.data import get_task
 from scd.io import quiet
-from scd.models import answer_logits, model_inputs, per_sample_mean
+from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
 from scd.sft import PadCollator, encode, prompt_ids
-
-
-def device_of(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @torch.no_grad()

@@ -160,7 +160,9 @@ def _fix_tokenizer(tok) -> None:
     tok.add_bos_token = True
     if hasattr(tok, "update_post_processor"):
         tok.update_post_processor()
-    if tok("a")["input_ids"][:1] != [tok.bos_token_id]:
+    from scd.models import leading_bos
+
+    if leading_bos(tok) is None:
         raise RuntimeError(f"could not make the Gemma tokenizer add <bos> (transformers {version})")
     pieces = len(tok(PROBE_SENTENCE, add_special_tokens=False)["input_ids"])
     if pieces > 2 * len(PROBE_SENTENCE.split()):

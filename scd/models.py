@@ -76,6 +76,12 @@ def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
     return tok
 
 
+def leading_bos(tok) -> int | None:
+    """The BOS id if the tokenizer starts every text with it (Gemma, Llama 3), else None."""
+    first = tok("a")["input_ids"][:1]
+    return first[0] if tok.bos_token_id is not None and first == [tok.bos_token_id] else None
+
+
 def tokenizer_hash(tok) -> str:
     """Identity of a vocabulary: caches and checkpoints built with another one are refused."""
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
@@ -149,9 +155,13 @@ def _route_backbone(inner) -> None:
     inner.forward, inner._scd_routed = forward, True
 
 
+def device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
 def model_inputs(batch: dict, model) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(input_ids, attention_mask, labels)`` of a collated batch, on the model's device."""
-    dev = next(model.parameters()).device
+    dev = device_of(model)
     return tuple(batch[k].to(dev) for k in ("input_ids", "attention_mask", "labels"))
 
 

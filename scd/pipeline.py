@@ -17,8 +17,8 @@ from scd.data import TASKS, get_task, load_task
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import config_hash, project_path, read_json, write_csv, write_json
 from scd.models import (build_scratch_model, corpus_texts, count_params, count_params_on_disk, default_device,
-                        load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
-from scd.pretrain import leading_bos, pretrain, token_stream, window_loss
+                        leading_bos, load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
+from scd.pretrain import pretrain, token_stream, window_loss
 from scd.sft import encode, run_sft
 
 # Part of stage keys: how the best checkpoint is chosen and how prompts are cut (the cut once

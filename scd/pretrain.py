@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from scd.config import Config
+from scd.models import device_of
 from scd.sft import MeanLossTrainer, check_finite, last_checkpoint, training_args
 
 
@@ -50,12 +51,6 @@ def token_stream(texts: list[str], tok) -> np.ndarray:
     return np.asarray(ids, dtype=np.int32)
 
 
-def leading_bos(tok) -> int | None:
-    """The BOS id if the tokenizer starts every text with it (Gemma, Llama 3), else None."""
-    first = tok("a")["input_ids"][:1]
-    return first[0] if tok.bos_token_id is not None and first == [tok.bos_token_id] else None
-
-
 def pretrain(model, stream: np.ndarray, steps: int, batch: int, lr: float, cfg: Config, out_dir, seed: int,
              bos_id: int | None = None) -> dict:
     """``steps`` of next-token loss on random corpus windows (base LMs, and healing a pruned student)."""
@@ -77,7 +72,7 @@ def window_loss(model, stream: np.ndarray, window: int, n: int = 16, seed: int =
     """Mean next-token loss on ``n`` fixed corpus windows: before/after numbers for healing."""
     model.eval()
     data = WindowDataset(stream, window, n, seed, bos_id)
-    dev = next(model.parameters()).device
+    dev = device_of(model)
     losses = [float(model(input_ids=data[i]["input_ids"][None].to(dev), labels=data[i]["labels"][None].to(dev)).loss)
               for i in range(n)]
     return float(np.mean(losses))

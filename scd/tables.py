@@ -33,8 +33,8 @@ def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000) 
             mean, lo, hi = bootstrap_ci(m, n_boot)
             rows.append({"model": model, "task": task, "mean": mean, "lo": lo, "hi": hi}
                         | _versus_teacher(cfg, task, m, model, root, n_boot))
-        avg = _average_ci(per_task, n_boot)
-        rows.append({"model": model, "task": "average", **avg})
+        mean, lo, hi, _ = task_average_ci(per_task, n_boot)
+        rows.append({"model": model, "task": "average", "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows)
     teacher_avg = table[(table.model == "teacher_sft") & (table.task == "average")]
     return _average_vs_teacher(table, cfg, root, n_boot) if len(teacher_avg) else table
@@ -48,21 +48,16 @@ def _versus_teacher(cfg, task, m, model, root, n_boot) -> dict:
             "distinguishable": d["distinguishable"]}
 
 
-def _average_ci(per_task: dict[str, np.ndarray], n_boot: int, seed: int = 0) -> dict:
-    mean, lo, hi, _ = task_average_ci(per_task, n_boot, seed)
-    return {"mean": mean, "lo": lo, "hi": hi}
-
-
 def _average_vs_teacher(table, cfg, root, n_boot) -> pd.DataFrame:
     teacher = {t: credit_matrix(cfg, t, "teacher_sft", root) for t in cfg.tasks}
     for model in table["model"].unique():
         if model == "teacher_sft":
             continue
         diffs = {t: credit_matrix(cfg, t, model, root) - teacher[t] for t in cfg.tasks}
-        ci = _average_ci(diffs, n_boot, seed=1)
+        diff, lo, hi, _ = task_average_ci(diffs, n_boot, seed=1)
         mask = (table.model == model) & (table.task == "average")
-        table.loc[mask, ["diff_vs_teacher", "diff_lo", "diff_hi"]] = [ci["mean"], ci["lo"], ci["hi"]]
-        table.loc[mask, "distinguishable"] = not (ci["lo"] <= 0 <= ci["hi"])
+        table.loc[mask, ["diff_vs_teacher", "diff_lo", "diff_hi"]] = [diff, lo, hi]
+        table.loc[mask, "distinguishable"] = not (lo <= 0 <= hi)
     return table
 
 
