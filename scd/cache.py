@@ -92,6 +92,22 @@ def build_targets(model, tok, records: list[dict], cfg, k: int, temperature: flo
     return TeacherTargets([it["id"] for it in items], offsets, torch.cat(ids), torch.cat(lps), torch.cat(losses), meta)
 
 
+def join_targets(parts: list[TeacherTargets], order: list[str]) -> TeacherTargets:
+    """One cache from per-rank parts, rows in ``order`` (the train split's), as one process builds it."""
+    where = {sid: (p, i) for p in parts for i, sid in enumerate(p.sample_ids)}
+    missing = [s for s in order if s not in where]
+    if missing or len(where) != len(order):
+        raise CacheMismatch(f"cache parts hold {len(where)} samples, expected the {len(order)} of the split "
+                            f"(missing {missing[:3]})")
+    located = [where[s] for s in order]
+    rows = [torch.arange(p.offsets[i], p.offsets[i + 1]) for p, i in located]
+    offsets = torch.zeros(len(order) + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.tensor([len(r) for r in rows]), 0)
+    return TeacherTargets(list(order), offsets, torch.cat([p.topk_ids[r] for (p, _), r in zip(located, rows)]),
+                          torch.cat([p.topk_logp[r] for (p, _), r in zip(located, rows)]),
+                          torch.stack([p.gold_loss[i] for p, i in located]), parts[0].meta | {"n_samples": len(order)})
+
+
 def save_targets(targets: TeacherTargets, path: Path) -> Path:
     buf = io.BytesIO()
     torch.save({"sample_ids": targets.sample_ids, "offsets": targets.offsets, "topk_ids": targets.topk_ids,

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from scd import ranks
 from scd.config import get_config
 from scd.io import write_json
 
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
+    if args.command in ("pretrain", "sft", "distill", "run-all"):  # may run under `accelerate launch`
+        ranks.init()
 
     if args.command == "download":
         from scd.datafiles import download
@@ -90,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         from scd.pipeline import sft_stage
 
         info = sft_stage(_config(args), args.role, args.task, args.seed)
-        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+        if ranks.is_main():
+            print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
     elif args.command == "distill":
         from scd.run_distill import distill_stage
 
         info = distill_stage(_config(args), args.method, args.task, args.seed)
-        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+        if ranks.is_main():
+            print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
     elif args.command == "run-all":
         from scd.reproduce import run_all
 

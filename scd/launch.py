@@ -12,11 +12,10 @@ weights. ``--mode sft`` is one answer-only SFT run from a base LM; ``--mode dist
 first distillation stage of ``--method`` (same checkpoint choice and sample weights as
 ``scd.run_distill.distill_stage``).
 
-Preparatory stages (tokenizer, base LMs, teacher/student SFT, target cache) are compute-or-load:
-build them beforehand in one process. If one is missing, rank 0 builds it in a plain child
-process (``--prepare-only``, without the launcher's environment) while the other ranks wait in
-``main_process_first`` (``--prepare-timeout``); building inside rank 0 deadlocks, see
-``prepare_in_subprocess``. Then every rank loads them.
+Preparatory stages (tokenizer, base LMs, teacher/student SFT, target cache) are the package's
+compute-or-load stages, which run under the launcher themselves (``scd.ranks``): a missing one is
+built by all ranks, finished ones are loaded. Stage keys do not depend on the world size, so
+stages built beforehand in one process are reused.
 
 Under DDP the loss still works unchanged: ``scd.models.answer_logits`` sends the backbone call
 through the wrapper's own forward, which is what DDP needs to average gradients.
@@ -26,26 +25,21 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import torch
-from accelerate import PartialState
 from accelerate.utils import gather_object
-from transformers import Trainer
 
+from scd import ranks
 from scd.config import get_config
-from scd.distill import DistillTrainer, parse_method, sample_weights, select_checkpoint, student_probe_kl
+from scd.distill import DistillTrainer, parse_method
 from scd.io import write_json
 from scd.models import load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.run_distill import cache_stage, probe_records
+from scd.run_distill import cache_stage, read_anchor, stage_plan
 from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
 
 
@@ -94,45 +88,35 @@ def prepare(cfg, mode: str, role: str, method_name: str, task: str, seed: int) -
     teacher = sft_stage(cfg, "teacher", task, seed)
     student_sft = sft_stage(cfg, "student", task, seed)
     base_path, _ = base_model_stage(cfg, "student")
-    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
-        raise ValueError("teacher and student use different tokenizers: distillation needs one shared vocabulary")
     targets, kl_best, _ = cache_stage(cfg, teacher, task)
-    return {"base_path": base_path, "teacher": teacher, "student_sft": student_sft, "targets": targets,
+    return {"base_path": base_path, "teacher": teacher, "anchor": read_anchor(student_sft), "targets": targets,
             "kl_best": kl_best, "method": parse_method(method_name)}
 
 
-def build_trainer(cfg, opts, prep: dict, per_device: int, out_dir: Path):
+def build_trainer(cfg, opts, prep: dict, out_dir: Path):
     """The package's trainer for ``opts.mode`` (distill: stage 0 of ``distill_stage``)."""
     splits = task_splits(cfg, opts.task)
     tok = load_tokenizer(prep["base_path"])
     items, _ = encode(splits["train"], tok, cfg)
     model = load_model(prep["base_path"])
     no_dropout(model)
-    common = dict(max_steps=opts.steps, per_device_train_batch_size=per_device, logging_steps=1,
-                  train_sampling_strategy="sequential", save_strategy="no", gradient_accumulation_steps=opts.grad_accum,
-                  disable_tqdm=True)
+    # the profile's trainer settings with this run's global batch per micro-step, in a fixed order
+    run_cfg = cfg.replace(batch_size=opts.global_batch // opts.grad_accum)
+    common = dict(max_steps=opts.steps, logging_steps=1, train_sampling_strategy="sequential", save_strategy="no",
+                  gradient_accumulation_steps=opts.grad_accum, disable_tqdm=True)
     if opts.mode == "sft":
         lr = opts.lr or (cfg.teacher_lr if opts.role == "teacher" else cfg.student_lr)
-        args = training_args(out_dir, cfg, lr, 1, opts.seed, **common)
+        args = training_args(out_dir, run_cfg, lr, 1, opts.seed, **common)
         trainer = launched(AnswerOnlyTrainer)(
             model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
             processing_class=tok)
         return trainer, {"role": opts.role, "lr": lr}
     method, teacher, targets = prep["method"], prep["teacher"], prep["targets"]
-    # as scd.run_distill.distill_stage, stage 0: anchor losses, checkpoint choice, weights
-    anchor = pd.read_csv(f"{prep['student_sft']['path']}/anchor.csv", dtype={"id": str}).set_index("id")["loss"]
     best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
-    scores = None
-    if method.policy == "scd":
-        probe = probe_records(cfg, splits["train"])
-        terms = getattr(cfg, "selection_terms", "both")
-        use_best, use_student = terms in ("both", "best"), terms in ("both", "student")
-        kl_student = student_probe_kl(model, tok, probe, targets, cfg, cfg.temperature)
-        scores = [use_best * prep["kl_best"][c] + use_student * kl_student[c] for c in range(len(targets))]
-    chosen = select_checkpoint(method.policy, 0, best, scores)
-    weights = sample_weights(method, cfg.alpha, anchor.to_dict(), targets[chosen])
+    chosen, scores, weights = stage_plan(cfg, method, 0, model, tok, splits["train"], targets, prep["kl_best"], best,
+                                         prep["anchor"])
     lr = opts.lr or cfg.distill_lr
-    args = training_args(out_dir, cfg, lr, 1, opts.seed * 1000, **common)
+    args = training_args(out_dir, run_cfg, lr, 1, opts.seed * 1000, **common)
     trainer = launched(DistillTrainer)(
         model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
         processing_class=tok, targets=targets[chosen], weights=weights, divergence=cfg.divergence,
@@ -167,9 +151,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimiser step (per rank)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank (default cores / ranks)")
-    p.add_argument("--prepare-timeout", type=int, default=7200,
-                   help="seconds the other ranks wait while rank 0 builds missing stages (process-group timeout)")
-    p.add_argument("--prepare-only", action="store_true", help="build the preparatory stages and exit")
     p.add_argument("--out", required=True, type=Path, help="JSON written by rank 0")
     opts = p.parse_args(argv)
     if opts.steps < 1 or opts.global_batch < 1 or opts.grad_accum < 1:
@@ -182,72 +163,21 @@ def config_for(opts):
     return cfg if opts.task in cfg.tasks else cfg.replace(tasks=(opts.task,))
 
 
-DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE", "ROLE_RANK",
-            "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT", "NODE_RANK")
-
-
-class WouldTrain(RuntimeError):
-    """A preparatory stage is missing and would train here, inside the process group."""
-
-
-@contextmanager
-def refuse_training():
-    """Load-only probe for rank 0: any ``Trainer.train`` call (a missing stage) raises ``WouldTrain``."""
-    original = Trainer.train
-
-    def refuse(self, *args, **kwargs):
-        raise WouldTrain(type(self).__name__)
-
-    Trainer.train = refuse
-    try:
-        yield
-    finally:
-        Trainer.train = original
-
-
-def prepare_in_subprocess(argv: list[str]) -> None:
-    """Build missing stages in a plain single process.
-
-    Not in rank 0 itself: the package's stages train with ``transformers.Trainer``, which sees the
-    initialised process group (and WORLD_SIZE) and wraps the model in DDP, whose constructor runs a
-    collective that the other ranks, parked in the ``main_process_first`` barrier, never join: a
-    deadlock (observed). A child process without the launcher's environment is an ordinary run.
-    """
-    env = {k: v for k, v in os.environ.items()
-           if k not in DIST_ENV and not k.startswith(("TORCHELASTIC_", "ACCELERATE_", "TORCH_NCCL_", "OMPI_", "PMI_"))}
-    subprocess.run([sys.executable, "-m", "scd.launch", *argv, "--prepare-only"], env=env, check=True)
-
-
 def main(argv=None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     opts = parse_args(argv)
     start = time.time()
     cfg = config_for(opts)
-    if opts.prepare_only:
-        prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
-        return {}
-    # cpu= must match training_args(use_cpu=...): TrainingArguments rebuilds the state with it, and on a
-    # CUDA-less host PartialState(cpu=False) reports DistributedType.NO / 1 process under torchrun.
-    state = PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(seconds=opts.prepare_timeout))
+    state = ranks.state()
     world = state.num_processes
     if opts.global_batch % (world * opts.grad_accum):
         raise SystemExit(f"--global-batch {opts.global_batch} is not divisible by world size {world} x "
                          f"--grad-accum {opts.grad_accum}")
-    per_device = opts.global_batch // (world * opts.grad_accum)
-    with state.main_process_first():  # rank 0 builds what is missing; the others wait, then all load
-        if world > 1 and state.is_main_process:
-            try:
-                with refuse_training():
-                    prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
-            except WouldTrain:
-                prepare_in_subprocess(argv)
-                prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
-        else:
-            prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
+    prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
     prepared_s = time.time() - start
     torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))
     with tempfile.TemporaryDirectory(prefix="scd-launch-") as scratch:  # save_strategy="no": nothing kept
-        trainer, info = build_trainer(cfg, opts, prep, per_device, Path(scratch))
+        trainer, info = build_trainer(cfg, opts, prep, Path(scratch))
         t0 = time.time()
         trainer.train()
         train_s = time.time() - t0
@@ -258,7 +188,8 @@ def main(argv=None) -> dict:
     result = {
         "profile": opts.profile, "task": opts.task, "mode": opts.mode, "seed": opts.seed, **info,
         "world_size": world, "distributed_type": str(state.distributed_type), "backend": state.backend,
-        "per_device_batch": per_device, "grad_accum": opts.grad_accum, "global_batch": opts.global_batch,
+        "per_device_batch": opts.global_batch // (world * opts.grad_accum), "grad_accum": opts.grad_accum,
+        "global_batch": opts.global_batch,
         "threads": torch.get_num_threads(),
         "steps": [h["step"] for h in logs], "losses": [h["loss"] for h in logs],
         "grad_norms": [h.get("grad_norm") for h in logs], "learning_rates": [h.get("learning_rate") for h in logs],

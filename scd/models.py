@@ -115,6 +115,12 @@ def load_model(path: str | Path, dtype=torch.float32):
     return model
 
 
+def inference_dtype(cfg: Config) -> torch.dtype:
+    """Weights for generation and target caches: bf16 where the profile trains in bf16 on a GPU
+    (the 8B teacher needs 16 GB instead of 32), float32 everywhere else."""
+    return torch.bfloat16 if cfg.bf16 and torch.cuda.is_available() else torch.float32
+
+
 def count_params_on_disk(model_dir: str | Path) -> int:
     """Parameter count from safetensors headers, without loading (an 8B model stays on disk)."""
     from safetensors import safe_open

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from scd import ranks
 from scd.config import Config
 from scd.io import read_json, write_json, write_table
 from scd.pipeline import base_model_stage, sft_stage
@@ -54,22 +55,32 @@ def method_table(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
-    """Every stage (compute-or-load), then the small outputs the notebooks read."""
+    """Every stage (compute-or-load), then the small outputs the notebooks read (written by rank 0
+    alone under ``accelerate launch``)."""
     start = time.time()
-    _, paths = write_data_summary(Path(root))
-    log("data summary -> " + ", ".join(map(str, paths)))
+    if not ranks.is_main():
+        log = _silent
     base = {}
     for role in ("student", "teacher"):
         path, _ = base_model_stage(cfg, role)
         base[role] = read_json(path.parent / "done.json")
         log(f"{role} base LM: {path}")
     runs = collect(cfg, log=log)
+    out = results_dir(cfg, root)
+    if not ranks.is_main():
+        return out
+    _, paths = write_data_summary(Path(root))
+    log("data summary -> " + ", ".join(map(str, paths)))
     out = export(cfg, runs, root)
     write_json(out / "base_models.json", base)
     paths = write_table(out / "table1", method_table(runs))
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log("tables -> " + ", ".join(map(str, paths)))
     return out
+
+
+def _silent(*_):
+    pass
 
 
 def ensure_results(cfg: Config, root: str | Path = "results", log=print) -> Path:

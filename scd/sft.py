@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from scd import ranks
 from scd.config import Config
 from scd.io import quiet
 from scd.models import answer_logits
@@ -123,6 +124,11 @@ def steps_per_epoch(n_items: int, cfg: Config) -> int:
 
 
 def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int, **extra) -> TrainingArguments:
+    """``cfg.batch_size`` is the global batch: under ``accelerate launch`` every optimiser step still
+    takes the same ``batch_size`` samples in the same order, each rank a 1/W share of them
+    (``split_batches``), so step counts, checkpoint steps and the sampler's length groups do not
+    depend on the number of processes."""
+    ranks.per_device_batch(cfg.batch_size)
     kwargs = dict(
         output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs,
         learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
@@ -130,7 +136,8 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
         save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
         gradient_checkpointing=cfg.gradient_checkpointing, disable_tqdm=quiet(),
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), ddp_timeout=int(ranks.WAIT_HOURS * 3600),
+        accelerator_config={"split_batches": ranks.world_size() > 1},
     )
     kwargs.update(extra)
     return TrainingArguments(**kwargs)

@@ -101,3 +101,60 @@ def test_two_processes_match_one(mode, prepared, tmp_path):
     assert w0 == w1
     assert abs(w0["sum_sq"] - w_one["sum_sq"]) / w_one["sum_sq"] < 1e-6
     assert abs(w0["sum"] - w_one["sum"]) / abs(w_one["sum"]) < 1e-6
+
+
+@pytest.mark.slow
+def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path):
+    """``python -m scd distill`` itself under ``accelerate launch`` with 2 processes, from an empty
+    runs folder: every stage (tokenizer, base LMs, both SFTs, the cache built half by each rank,
+    SCD+AW) runs, with the 1-process run's optimiser steps, losses and cache rows."""
+    import torch
+
+    from scd.run_distill import distill_stage
+
+    one = distill_stage(smoke_cfg, "scd_aw", "crade", 0)
+    runs_two = tmp_path / "runs"
+    env = dict(os.environ, SCD_RUNS_DIR=str(runs_two), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
+           "-m", "scd", "distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw", "--seed", "0"]
+    start = time.time()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n--- output tail ---\n{(proc.stdout + proc.stderr)[-4000:]}"
+    print(f"\npipeline x2: {time.time() - start:.1f}s wall")
+
+    def done(root: Path, stage: str) -> dict:
+        (path,) = (root / "smoke").glob(f"{stage}-*")
+        return read_json(path / "done.json") | {"_dir": path}
+
+    # same folders (stage keys do not depend on the world size), each stage's record says who ran it
+    names = sorted(p.name for p in (runs_two / "smoke").iterdir())
+    assert names == sorted(p.name for p in (runs_dir / "smoke").iterdir() if p.name in names)
+    two = read_json(runs_two / "smoke" / Path(one["path"]).name / "done.json")
+    assert two["world_size"] == 2 and done(runs_two, "sft-teacher")["world_size"] == 2
+
+    # base LM pretraining: the same windows per step, same loss curve up to reduction order
+    for role in ("teacher", "student"):
+        a, b = done(runs_dir, f"base-{role}")["loss_curve"], done(runs_two, f"base-{role}")["loss_curve"]
+        print(f"base-{role} losses: max rel diff {rel_diff(a, b):.1e}")
+        assert len(a) == len(b) and rel_diff(a, b) < 1e-3
+    # SFT: the checkpoints fall on the same optimiser steps (the batch is global, not per process)
+    for role in ("teacher", "student"):
+        steps = [[t["step"] for t in done(root, f"sft-{role}")["trajectory"]] for root in (runs_dir, runs_two)]
+        assert steps[0] == steps[1]
+    # the cache, built half by each rank and joined by rank 0, has the 1-process rows in the same order
+    cache_one, cache_two = done(runs_dir, "cache")["_dir"], done(runs_two, "cache")["_dir"]
+    assert not list(cache_two.glob("*.rank*.pt")), "per-rank parts must be removed after joining"
+    for file in sorted(cache_one.glob("ckpt*.pt")):
+        a, b = torch.load(file, weights_only=True), torch.load(cache_two / file.name, weights_only=True)
+        assert a["sample_ids"] == b["sample_ids"] and torch.equal(a["offsets"], b["offsets"])
+        top1 = (a["topk_ids"][:, 0] == b["topk_ids"][:, 0]).float().mean().item()
+        print(f"cache {file.name}: top-1 agreement {top1:.3f}, max |d logp| "
+              f"{(a['topk_logp'] - b['topk_logp']).abs().max().item():.1e}")
+        assert top1 > 0.95
+    # distillation: as many stages with as many steps, test on the same items
+    assert [s["steps"] for s in one["stages"]] == [s["steps"] for s in two["stages"]]
+    assert two["test"]["n"] == one["test"]["n"]
+    print("test primary: 1 process", one["test"]["primary"], "| 2 processes", two["test"]["primary"])

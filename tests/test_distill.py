@@ -156,3 +156,21 @@ def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):
     bad.write_bytes(b"truncated")
     with pytest.raises(CacheMismatch, match="unreadable"):
         load_targets(bad)
+
+
+def test_cache_parts_of_ranks_join_to_the_one_process_build(smoke_cfg, teacher):
+    """What each of W ranks builds (every W-th item) joins to exactly the single-process cache."""
+    from scd.cache import CacheMismatch, build_targets, join_targets
+
+    ckpt = teacher["trajectory"][-1]
+    tok, model = load_tokenizer(ckpt["path"]), load_model(ckpt["path"])
+    train = task_splits(smoke_cfg, "crade")["train"]
+    meta = {"checkpoint": ckpt["checkpoint"], "quiet": True}
+    whole = build_targets(model, tok, train, smoke_cfg, 4, 1.0, meta, batch_size=1)
+    parts = [build_targets(model, tok, train[r::3], smoke_cfg, 4, 1.0, meta, batch_size=1) for r in range(3)]
+    joined = join_targets(parts, [r["id"] for r in train])
+    assert joined.sample_ids == whole.sample_ids and joined.meta == whole.meta
+    for name in ("offsets", "topk_ids", "topk_logp", "gold_loss"):
+        assert torch.equal(getattr(joined, name), getattr(whole, name)), name
+    with pytest.raises(CacheMismatch, match="missing"):
+        join_targets(parts[:2], [r["id"] for r in train])

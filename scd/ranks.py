@@ -1,0 +1,73 @@
+"""Who does what under ``accelerate launch``: every rank trains, rank 0 does the rest.
+
+Training goes through ``transformers.Trainer``, which runs on every process of the group that
+``accelerate launch`` (torchrun) created. Everything else a stage does (tokenizer training,
+downloads, generation on dev/test, writing results) runs once, on rank 0, while the other ranks
+wait at a barrier and then read what rank 0 wrote. Building the target cache is split by items
+over all ranks (``scd.run_distill.cache_stage``). In a plain single process every helper here
+is a no-op, so the package behaves exactly as before.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from datetime import timedelta
+
+import torch
+
+# Rank 0 may generate on dev/test or build a stage for hours while the others wait at a barrier.
+WAIT_HOURS = float(os.environ.get("SCD_RANK_WAIT_HOURS", "6"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def state():
+    """The process group, created once with a long timeout (before any Trainer creates it with
+    its 30-minute default). ``cpu`` must match the Trainer's ``use_cpu``: on a CUDA-less host
+    ``PartialState(cpu=False)`` reports one process under torchrun."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=timedelta(hours=WAIT_HOURS))
+
+
+def init() -> None:
+    if world_size() > 1:
+        state()
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        state().wait_for_everyone()
+
+
+@contextmanager
+def main_first():
+    """Rank 0 runs the block first; the others run it after rank 0 is done (then it only loads)."""
+    if world_size() == 1:
+        yield
+        return
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
+
+
+def per_device_batch(global_batch: int) -> int:
+    """Config batch sizes are global (samples per optimiser step over all ranks), so a run's
+    numbers do not depend on how many processes ran it."""
+    w = world_size()
+    if global_batch % w:
+        raise ValueError(f"batch size {global_batch} is not divisible by the world size {w}: choose a batch that "
+                         "every process gets an equal share of")
+    return global_batch // w
