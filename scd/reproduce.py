@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scd import ranks
+from scd import ranks, tables
 from scd.config import Config
 from scd.io import read_json, write_json, write_table
 from scd.pipeline import base_model_stage, sft_stage
@@ -46,14 +46,6 @@ def _row(model, task, seed, test, train_s, path, select_s=0.0) -> dict:
             "select_s": select_s, "path": path}
 
 
-def method_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Methods × tasks (mean over seeds of the headline test metric) with the task average."""
-    table = results.pivot_table(index="model", columns="task", values="primary", aggfunc="mean")
-    table["average"] = table.mean(axis=1)
-    order = [m for m in ("teacher_sft", "student_sft", *METHODS) if m in table.index]
-    return table.loc[order].reset_index()
-
-
 def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
     """Every stage (compute-or-load), then the small outputs the notebooks read (written by rank 0
     alone under ``accelerate launch``)."""
@@ -73,7 +65,9 @@ def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
     log("data summary -> " + ", ".join(map(str, paths)))
     out = export(cfg, runs, root)
     write_json(out / "base_models.json", base)
-    paths = write_table(out / "table1", method_table(runs))
+    scores = tables.score_table(cfg, root=root)  # the notebook's Table 1, with intervals
+    write_table(out / "scores_ci", scores)
+    paths = write_table(out / "table1_ci", tables.table1(scores))
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log("tables -> " + ", ".join(map(str, paths)))
     return out
