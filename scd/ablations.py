@@ -7,6 +7,7 @@ number of distillation epochs (so it is compared with the default at its own cos
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def run_ablations(cfg: Config, tasks, methods=("scd_aw",), variants=VARIANTS, log=print) -> pd.DataFrame:
+def samples_path(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> Path:
+    """Per-item test rows of one ablation run, kept with the results so that effects can be
+    recomputed from results/ alone."""
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+    return results_dir(cfg, root) / "ablation_samples" / task / f"{method}-{slug}_seed{seed}.csv"
+
+
+def run_ablations(cfg: Config, tasks, methods=("scd_aw",), variants=VARIANTS, root="results",
+                  log=print) -> pd.DataFrame:
     rows = []
     for name, overrides in variants.items():
         vcfg = cfg.replace(**overrides)
@@ -39,6 +48,8 @@ def run_ablations(cfg: Config, tasks, methods=("scd_aw",), variants=VARIANTS, lo
             for seed in cfg.seeds:
                 for method in methods:
                     info = distill_stage(vcfg, method, task, seed)
+                    write_csv(samples_path(cfg, root, name, method, task, seed),
+                              pd.read_csv(Path(info["path"]) / "test.csv", dtype={"id": str}))
                     rows.append({"variant": name, "method": method, "task": task, "seed": seed,
                                  "primary": info["test"]["primary"], "dev_best": max(s["dev"]["primary"] for s in info["stages"]),
                                  "train_s": info["train_s"], "select_s": info["select_s"],
@@ -55,7 +66,7 @@ def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFr
         want = {(v, t, s) for v in VARIANTS for t in tasks for s in cfg.seeds}
         if want <= set(zip(table["variant"], table["task"], table["seed"])):
             return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
-    table = run_ablations(cfg, tasks, log=log)
+    table = run_ablations(cfg, tasks, root=root, log=log)
     write_csv(path, table)
     return table
 
@@ -64,34 +75,33 @@ def seed_list(cfg: Config) -> str:
     return ",".join(map(str, cfg.seeds))
 
 
-def _credit(cfg: Config, method: str, task: str, seed: int) -> np.ndarray:
-    """Per-item test credit of a finished run, in id order (loads; never trains)."""
-    rows = pd.read_csv(Path(distill_stage(cfg, method, task, seed)["path"]) / "test.csv", dtype={"id": str})
+def _credit(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> np.ndarray:
+    """Per-item test credit of a finished ablation run, in id order."""
+    rows = pd.read_csv(samples_path(cfg, root, variant, method, task, seed), dtype={"id": str})
     return rows.sort_values("id")["correct"].to_numpy(float)
 
 
-def variant_effects(cfg: Config, tasks, method: str = "scd_aw", n_boot: int = 2000) -> pd.DataFrame:
+def variant_effects(cfg: Config, tasks, method: str = "scd_aw", root="results", n_boot: int = 2000) -> pd.DataFrame:
     """Each variant minus the default on the same test items and seeds: paired bootstrap interval."""
     rows = []
     for task in tasks:
-        base = np.stack([_credit(cfg, method, task, s) for s in cfg.seeds])
-        for name, overrides in VARIANTS.items():
+        base = np.stack([_credit(cfg, root, "default", method, task, s) for s in cfg.seeds])
+        for name in VARIANTS:
             if name == "default":
                 continue
-            vcfg = cfg.replace(**overrides)
-            scores = np.stack([_credit(vcfg, method, task, s) for s in cfg.seeds])
+            scores = np.stack([_credit(cfg, root, name, method, task, s) for s in cfg.seeds])
             rows.append({"variant": name, "task": task, "seeds": seed_list(cfg), "score": scores.mean(),
                          "default": base.mean()} | paired_difference(scores, base, n_boot=n_boot))
     return pd.DataFrame(rows)
 
 
 def ensure_effects(cfg: Config, tasks, root="results") -> pd.DataFrame:
-    """Compute-or-load ``variant_effects`` (computing needs the finished runs in runs/)."""
+    """Compute-or-load ``variant_effects`` from the ablation runs' per-item rows in results/."""
     path = results_dir(cfg, root) / "ablations_effects.csv"
     if path.is_file():
         table = pd.read_csv(path)
         if set(tasks) <= set(table["task"]) and (table["seeds"].astype(str) == seed_list(cfg)).all():
             return table[table["task"].isin(tasks)].reset_index(drop=True)
-    table = variant_effects(cfg, tasks)
+    table = variant_effects(cfg, tasks, root=root)
     write_csv(path, table)
     return table
