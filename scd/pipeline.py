@@ -26,8 +26,8 @@ from scd.sft import encode, run_sft
 # selection on chance-corrected dev scores; prompts cut to an answer-independent room (the earlier
 # cut depended on the gold answer's length and leaked labels). 2: prompts start with the
 # tokenizer's BOS when it adds one; batch sizes are global (a run on W processes takes the same
-# optimiser steps on the same samples; its done.json records W); SCD's selection terms are always
-# part of a distillation key.
+# optimiser steps on the same samples; its done.json records W); SCD's selection terms are part of
+# every SCD distillation key.
 KEY_SCHEMA = 2
 TOKENIZER_KEYS = ("vocab_size", "max_piece_length", "corpus_tasks", "base_seed")
 SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",

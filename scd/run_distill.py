@@ -119,7 +119,8 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
                          f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
     key = {"teacher": teacher["key"], "student": student_sft["key"], "method": method.name, "seed": seed,
-           "selection_terms": cfg.selection_terms} | {k: getattr(cfg, k) for k in DISTILL_KEYS}
+           "selection_terms": cfg.selection_terms if method.policy == "scd" else None} | \
+        {k: getattr(cfg, k) for k in DISTILL_KEYS}
     path = stage_dir(cfg, f"distill-{method.name}", key)
     if is_done(path):
         return read_json(path / "done.json")
