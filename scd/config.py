@@ -55,7 +55,7 @@ class Config:
     base_seed: int = _f(1234, "seed of tokenizer/base-LM pretraining, shared by all tasks and seeds")
     max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)", lo=32)
     max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)")
-    max_eval: int | None = _f(None, "cap on dev/test items (first n); None = all")
+    max_eval: int | None = _f(None, "cap on dev/test items (label-stratified sample, counted); None = all")
     batch_size: int = _f(8, "per-device train batch", lo=1)
     eval_batch_size: int = _f(32, "generation batch", lo=1)
     teacher_lr: float = _f(1e-3, "teacher SFT peak learning rate", lo=0.0)

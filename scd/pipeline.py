@@ -13,7 +13,7 @@ import torch
 
 from scd import datafiles, ranks
 from scd.config import Config
-from scd.data import TASKS, get_task, load_task
+from scd.data import DATA_SEED, TASKS, get_task, load_task, stratified_take
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import config_hash, project_path, read_json, write_csv, write_json
 from scd.models import (build_scratch_model, corpus_texts, count_params, count_params_on_disk, default_device,
@@ -27,7 +27,7 @@ from scd.sft import encode, run_sft
 # cut depended on the gold answer's length and leaked labels). 2: prompts start with the
 # tokenizer's BOS when it adds one; batch sizes are global (a run on W processes takes the same
 # optimiser steps on the same samples; its done.json records W); SCD's selection terms are part of
-# every SCD distillation key.
+# every SCD distillation key; ``max_eval`` takes a label-stratified sample instead of the first items.
 KEY_SCHEMA = 2
 TOKENIZER_KEYS = ("vocab_size", "max_piece_length", "corpus_tasks", "base_seed")
 SFT_KEYS = ("max_length", "max_train", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",
@@ -63,9 +63,15 @@ def data_checksums(cfg: Config, root=None) -> dict[str, str]:
 
 
 def task_splits(cfg: Config, name: str, root=None) -> dict[str, list[dict]]:
+    """The task's splits with ``max_eval`` applied: a label-stratified sample of dev and test (the
+    test files are sorted by label, so their first items would all share one answer), counted."""
     splits = load_task(name, root, max_train=cfg.max_train)
     for split in ("dev", "test"):
-        splits[split] = splits[split][: cfg.max_eval] if cfg.max_eval else splits[split]
+        records = splits[split]
+        if cfg.max_eval and len(records) > cfg.max_eval:
+            keep = stratified_take([r["label"] for r in records], cfg.max_eval, DATA_SEED + 2)
+            splits[split] = [records[i] for i in keep]
+            splits["stats"][f"{split}_not_used"] = len(records) - cfg.max_eval
     return splits
 
 
