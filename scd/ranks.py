@@ -63,11 +63,10 @@ def main_first():
         barrier()
 
 
-def per_device_batch(global_batch: int) -> int:
+def check_global_batch(global_batch: int) -> None:
     """Config batch sizes are global (samples per optimiser step over all ranks), so a run's
-    numbers do not depend on how many processes ran it."""
+    numbers do not depend on how many processes ran it; every rank takes an equal share."""
     w = world_size()
     if global_batch % w:
-        raise ValueError(f"batch size {global_batch} is not divisible by the world size {w}: choose a batch that "
-                         "every process gets an equal share of")
-    return global_batch // w
+        raise ValueError(f"config batch_size={global_batch} is not divisible by the world size {w}: choose a "
+                         "batch that every process gets an equal share of")

@@ -128,7 +128,7 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
     takes the same ``batch_size`` samples in the same order, each rank a 1/W share of them
     (``split_batches``), so step counts, checkpoint steps and the sampler's length groups do not
     depend on the number of processes."""
-    ranks.per_device_batch(cfg.batch_size)
+    ranks.check_global_batch(cfg.batch_size)
     kwargs = dict(
         output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs,
         learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,

@@ -158,3 +158,11 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
     assert [s["steps"] for s in one["stages"]] == [s["steps"] for s in two["stages"]]
     assert two["test"]["n"] == one["test"]["n"]
     print("test primary: 1 process", one["test"]["primary"], "| 2 processes", two["test"]["primary"])
+
+
+def test_a_batch_the_ranks_cannot_share_equally_is_refused(smoke_cfg, tmp_path, monkeypatch):
+    from scd.sft import training_args
+
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match="batch_size=4 is not divisible by the world size 3"):
+        training_args(tmp_path, smoke_cfg, 1e-3, 1, 0)
