@@ -137,7 +137,7 @@ def claim_table(samples: dict, splits: dict, n_boot: int = 2000) -> pd.DataFrame
         da, db = [], []
         for key, frames in samples.items():
             domain = splits[key].set_index("id")["domain"]
-            ids = domain.index if subset == "all" else domain.index[domain == subset]
+            ids = domain.index[domain == subset]
             da.append(frames[a].set_index("id").loc[ids, "correct"].to_numpy(float))
             db.append(frames[b].set_index("id").loc[ids, "correct"].to_numpy(float))
         a_all, b_all = np.concatenate(da), np.concatenate(db)
@@ -147,9 +147,8 @@ def claim_table(samples: dict, splits: dict, n_boot: int = 2000) -> pd.DataFrame
                         | {"verdict": "untestable"})
             continue
         test = paired_difference(a_all, b_all, n_boot=n_boot)
-        verdict = "supported" if test["lo"] > 0 else "contradicted" if test["hi"] < 0 else "undecided"
         rows.append(row | {"score_a": a_all.mean(), "score_b": b_all.mean(), "diff": test["diff"], "lo": test["lo"],
-                           "hi": test["hi"], "p": test["p"], "verdict": verdict})
+                           "hi": test["hi"], "p": test["p"], "verdict": _verdict(test["lo"], test["hi"])})
     return pd.DataFrame(rows)
 
 
@@ -164,9 +163,12 @@ def _average_claim(claim: str, a: str, b: str, samples: dict, n_boot: int) -> di
     diff, lo, hi, p = task_average_ci(diffs, n_boot, seed=1)
     score_a = float(np.mean([np.mean([x for x, _ in pairs]) for pairs in per_task.values()]))
     score_b = float(np.mean([np.mean([y for _, y in pairs]) for pairs in per_task.values()]))
-    verdict = "supported" if lo > 0 else "contradicted" if hi < 0 else "undecided"
     return {"claim": claim, "a": a, "b": b, "subset": "all", "n": sum(len(x) for pairs in per_task.values() for x, _ in pairs),
-            "score_a": score_a, "score_b": score_b, "diff": diff, "lo": lo, "hi": hi, "p": p, "verdict": verdict}
+            "score_a": score_a, "score_b": score_b, "diff": diff, "lo": lo, "hi": hi, "p": p, "verdict": _verdict(lo, hi)}
+
+
+def _verdict(lo: float, hi: float) -> str:
+    return "supported" if lo > 0 else "contradicted" if hi < 0 else "undecided"
 
 
 def claims_text(table: pd.DataFrame, subtask_share: float, n_subtasks: int, rho: float, n_pairs: int,

@@ -36,6 +36,11 @@ def _config(args):
     return get_config(args.profile, **overrides)
 
 
+def _print_run(info: dict) -> None:
+    if ranks.is_main():  # once, not once per process
+        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,15 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "sft":
         from scd.pipeline import sft_stage
 
-        info = sft_stage(_config(args), args.role, args.task, args.seed)
-        if ranks.is_main():
-            print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+        _print_run(sft_stage(_config(args), args.role, args.task, args.seed))
     elif args.command == "distill":
         from scd.run_distill import distill_stage
 
-        info = distill_stage(_config(args), args.method, args.task, args.seed)
-        if ranks.is_main():
-            print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+        _print_run(distill_stage(_config(args), args.method, args.task, args.seed))
     elif args.command == "run-all":
         from scd.reproduce import run_all
 

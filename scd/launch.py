@@ -39,7 +39,7 @@ from scd.distill import DistillTrainer, parse_method
 from scd.io import write_json
 from scd.models import load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.run_distill import cache_stage, read_anchor, stage_plan
+from scd.run_distill import best_index, cache_stage, check_shared_vocabulary, read_anchor, stage_plan
 from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
 
 
@@ -87,6 +87,7 @@ def prepare(cfg, mode: str, role: str, method_name: str, task: str, seed: int) -
         return {"base_path": base_path}
     teacher = sft_stage(cfg, "teacher", task, seed)
     student_sft = sft_stage(cfg, "student", task, seed)
+    check_shared_vocabulary(teacher, student_sft)
     base_path, _ = base_model_stage(cfg, "student")
     targets, kl_best, _ = cache_stage(cfg, teacher, task)
     return {"base_path": base_path, "teacher": teacher, "anchor": read_anchor(student_sft), "targets": targets,
@@ -112,9 +113,8 @@ def build_trainer(cfg, opts, prep: dict, out_dir: Path):
             processing_class=tok)
         return trainer, {"role": opts.role, "lr": lr}
     method, teacher, targets = prep["method"], prep["teacher"], prep["targets"]
-    best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
-    chosen, scores, weights = stage_plan(cfg, method, 0, model, tok, splits["train"], targets, prep["kl_best"], best,
-                                         prep["anchor"])
+    chosen, scores, weights = stage_plan(cfg, method, 0, model, tok, splits["train"], targets, prep["kl_best"],
+                                         best_index(teacher), prep["anchor"])
     lr = opts.lr or cfg.distill_lr
     args = training_args(out_dir, run_cfg, lr, 1, opts.seed * 1000, **common)
     trainer = launched(DistillTrainer)(

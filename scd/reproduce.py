@@ -50,17 +50,15 @@ def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
     """Every stage (compute-or-load), then the small outputs the notebooks read (written by rank 0
     alone under ``accelerate launch``)."""
     start = time.time()
-    if not ranks.is_main():
-        log = _silent
+    log = log if ranks.is_main() else (lambda *_: None)
     base = {}
     for role in ("student", "teacher"):
         path, _ = base_model_stage(cfg, role)
         base[role] = read_json(path.parent / "done.json")
         log(f"{role} base LM: {path}")
     runs = collect(cfg, log=log)
-    out = results_dir(cfg, root)
     if not ranks.is_main():
-        return out
+        return results_dir(cfg, root)
     _, paths = write_data_summary(Path(root))
     log("data summary -> " + ", ".join(map(str, paths)))
     out = export(cfg, runs, root)
@@ -71,10 +69,6 @@ def run_all(cfg: Config, root: str | Path = "results", log=print) -> Path:
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log("tables -> " + ", ".join(map(str, paths)))
     return out
-
-
-def _silent(*_):
-    pass
 
 
 def ensure_results(cfg: Config, root: str | Path = "results", log=print) -> Path:

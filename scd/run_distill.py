@@ -26,6 +26,17 @@ from scd.sft import PadCollator, encode, last_checkpoint, training_args
 DISTILL_KEYS = ("distill_lr", "stage_epochs", "divergence", "temperature", "alpha", "probe_size", "top_k")
 
 
+def best_index(teacher: dict) -> int:
+    """Position of the best (dev-selected) checkpoint in the teacher's trajectory."""
+    return [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+
+
+def check_shared_vocabulary(teacher: dict, student_sft: dict) -> None:
+    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
+        raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
+                         f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
+
+
 def probe_records(cfg: Config, train: list[dict]) -> list[dict]:
     return train[: cfg.probe_size]
 
@@ -67,8 +78,7 @@ def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list,
                 save_targets(joined, path / f"{t['checkpoint']}.pt")
                 for p in parts:
                     p.unlink()
-            best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
-            kl_best = [dense_probe_kl(dense[best], d, cfg.temperature) for d in dense]
+            kl_best = [dense_probe_kl(dense[best_index(teacher)], d, cfg.temperature) for d in dense]
             write_json(path / "done.json", {"key": key, "kl_from_best": kl_best, "build_s": time.time() - start,
                                             "probe_tokens": int(dense[0].shape[0]), "world_size": ranks.world_size()})
         ranks.barrier()
@@ -115,9 +125,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
     teacher = sft_stage(cfg, "teacher", task, seed, root)
     student_sft = sft_stage(cfg, "student", task, seed, root)
     base_path, _ = base_model_stage(cfg, "student", root)
-    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
-        raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
-                         f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
+    check_shared_vocabulary(teacher, student_sft)
     key = {"teacher": teacher["key"], "student": student_sft["key"], "method": method.name, "seed": seed,
            "selection_terms": cfg.selection_terms if method.policy == "scd" else None} | \
         {k: getattr(cfg, k) for k in DISTILL_KEYS}
@@ -131,7 +139,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
     anchor = read_anchor(student_sft)
     items, _ = encode(splits["train"], tok, cfg)
     budget = new_token_budget(task, splits["train"], tok, cfg)
-    best = [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+    best = best_index(teacher)
     start_from, stages = base_path, []
     for s in range(cfg.n_checkpoints):
         sdir = path / f"stage{s}"

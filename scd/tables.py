@@ -24,37 +24,32 @@ def credit_matrix(cfg: Config, task: str, model: str, root="results") -> np.ndar
 
 def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000) -> pd.DataFrame:
     """Long table: model, task (and 'average'), mean, lo, hi, diff vs teacher, its interval, p."""
+    credit = {m: {t: credit_matrix(cfg, t, m, root) for t in cfg.tasks} for m in models}
+    teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root) for t in cfg.tasks}
     rows = []
-    for model in models:
-        per_task = {}
-        for task in cfg.tasks:
-            m = credit_matrix(cfg, task, model, root)
-            per_task[task] = m
+    for model, per_task in credit.items():
+        for task, m in per_task.items():
             mean, lo, hi = bootstrap_ci(m, n_boot)
             rows.append({"model": model, "task": task, "mean": mean, "lo": lo, "hi": hi}
-                        | _versus_teacher(cfg, task, m, model, root, n_boot))
+                        | ({} if model == "teacher_sft" else _versus_teacher(m, teacher[task], n_boot)))
         mean, lo, hi, _ = task_average_ci(per_task, n_boot)
         rows.append({"model": model, "task": "average", "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows)
-    teacher_avg = table[(table.model == "teacher_sft") & (table.task == "average")]
-    return _average_vs_teacher(table, cfg, root, n_boot) if len(teacher_avg) else table
+    return _average_vs_teacher(table, credit, n_boot) if "teacher_sft" in credit else table
 
 
-def _versus_teacher(cfg, task, m, model, root, n_boot) -> dict:
-    if model == "teacher_sft":
-        return {}
-    d = paired_difference(m, credit_matrix(cfg, task, "teacher_sft", root), n_boot)
+def _versus_teacher(m: np.ndarray, teacher: np.ndarray, n_boot: int) -> dict:
+    d = paired_difference(m, teacher, n_boot)
     return {"diff_vs_teacher": d["diff"], "diff_lo": d["lo"], "diff_hi": d["hi"], "p_vs_teacher": d["p"],
             "distinguishable": d["distinguishable"]}
 
 
-def _average_vs_teacher(table, cfg, root, n_boot) -> pd.DataFrame:
-    teacher = {t: credit_matrix(cfg, t, "teacher_sft", root) for t in cfg.tasks}
-    for model in table["model"].unique():
+def _average_vs_teacher(table: pd.DataFrame, credit: dict, n_boot: int) -> pd.DataFrame:
+    teacher = credit["teacher_sft"]
+    for model, per_task in credit.items():
         if model == "teacher_sft":
             continue
-        diffs = {t: credit_matrix(cfg, t, model, root) - teacher[t] for t in cfg.tasks}
-        diff, lo, hi, _ = task_average_ci(diffs, n_boot, seed=1)
+        diff, lo, hi, _ = task_average_ci({t: m - teacher[t] for t, m in per_task.items()}, n_boot, seed=1)
         mask = (table.model == model) & (table.task == "average")
         table.loc[mask, ["diff_vs_teacher", "diff_lo", "diff_hi"]] = [diff, lo, hi]
         table.loc[mask, "distinguishable"] = not (lo <= 0 <= hi)

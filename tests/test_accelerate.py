@@ -41,19 +41,23 @@ def prepared(smoke_cfg, runs_dir):
     return runs_dir
 
 
-def launch(n: int, mode: str, out: Path, runs_dir: Path) -> dict:
-    env = dict(os.environ, SCD_DATA_DIR=os.environ["SCD_DATA_DIR"], SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1",
-               CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", HF_HOME=str(out.parent / "hf_home"),
-               TOKENIZERS_PARALLELISM="false")
+def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: Path, timeout: int) -> None:
+    """``accelerate launch`` with ``n`` CPU processes (``--multi_gpu`` with CUDA hidden for n > 1)."""
+    env = dict(os.environ, SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+               HF_HOME=str(scratch / "hf_home"), TOKENIZERS_PARALLELISM="false")
     launcher = ["--cpu"] if n == 1 else ["--multi_gpu"]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
-           "-m", "scd.launch", "--profile", "smoke", "--task", "crade", "--mode", mode, "--method", "scd_aw",
-           "--steps", str(STEPS), "--global-batch", str(GLOBAL_BATCH), "--threads", "1", "--out", str(out)]
-    start = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()), "-m", *module_args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n--- output tail ---\n{(proc.stdout + proc.stderr)[-4000:]}"
+
+
+def launch(n: int, mode: str, out: Path, runs_dir: Path) -> dict:
+    start = time.time()
+    accelerate_launch(n, ["scd.launch", "--profile", "smoke", "--task", "crade", "--mode", mode, "--method", "scd_aw",
+                          "--steps", str(STEPS), "--global-batch", str(GLOBAL_BATCH), "--threads", "1",
+                          "--out", str(out)], runs_dir, out.parent, timeout=300)
     result = read_json(out)
     print(f"{mode} x{n}: {time.time() - start:.1f}s wall, losses {result['losses']}")
     return result
@@ -114,15 +118,9 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
 
     one = distill_stage(smoke_cfg, "scd_aw", "crade", 0)
     runs_two = tmp_path / "runs"
-    env = dict(os.environ, SCD_RUNS_DIR=str(runs_two), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()),
-           "-m", "scd", "distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw", "--seed", "0"]
     start = time.time()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n--- output tail ---\n{(proc.stdout + proc.stderr)[-4000:]}"
+    accelerate_launch(2, ["scd", "distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw",
+                          "--seed", "0"], runs_two, tmp_path, timeout=900)
     print(f"\npipeline x2: {time.time() - start:.1f}s wall")
 
     def done(root: Path, stage: str) -> dict:
