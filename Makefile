@@ -1,16 +1,18 @@
-# Two entry points a newcomer needs: `make reproduce` and `make test`.
-# Each creates .venv on first use and installs what it needs.
-PY      ?= python3.11
+# Entry points a newcomer needs: `make reproduce` (the main job) and `make test` (what CI runs).
+# Each creates .venv on first use and installs what it needs. Any Python 3.11-3.13 works:
+# the first of python3.11, python3.12, python3.13, python3 found, or PY=/path/to/python.
+PY      ?= $(firstword $(foreach p,python3.11 python3.12 python3.13 python3,$(if $(shell command -v $(p) 2>/dev/null),$(p))))
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 SCD_DATA_DIR ?= $(CURDIR)/../shared/data
 PROFILE ?= cpu
 export SCD_DATA_DIR
 
-.PHONY: venv reproduce test summary clean
+.PHONY: venv reproduce notebooks test summary clean bench
 
 $(BIN)/.installed: pyproject.toml
-	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) (Python 3.11) on PATH, or run: make PY=/path/to/python3.11"; exit 2; }
+	@$(PY) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null || \
+	  { echo "need Python 3.11, 3.12 or 3.13 (found: $(PY)); run: make PY=/path/to/python3.11"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[notebooks,test]"
@@ -19,9 +21,14 @@ $(BIN)/.installed: pyproject.toml
 
 venv: $(BIN)/.installed
 
-## reproduce: regenerate the results on the $(PROFILE) profile
+## reproduce: compute every missing stage, render the notebooks, compare with the committed results
+##            (writes reproduction/$(PROFILE)-seeds<S>/ only; SEEDS=0,1,2 for the committed three seeds)
 reproduce: venv
 	$(BIN)/python -m scd reproduce --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS))
+
+## notebooks: re-render the committed notebooks from the committed results (no training)
+notebooks: venv
+	$(BIN)/python -m scd notebooks --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS))
 
 ## test: the whole test suite (what CI runs)
 test: venv
@@ -31,7 +38,7 @@ summary: venv
 	$(BIN)/python -m scd data-summary
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs reproduction .pytest_cache
 
 ## bench: distillation cost table (cpu profile, one task) -> results/benchmarks/
 bench: venv

@@ -59,16 +59,28 @@ def run_ablations(cfg: Config, tasks, methods=("scd_aw",), variants=VARIANTS, ro
 
 
 def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFrame:
-    """Compute-or-load the ablation table for ``tasks`` (and the config's seeds)."""
+    """Compute-or-load the ablation table for ``tasks`` (and the config's seeds). An existing table
+    that lacks some of them is an error, never overwritten by a smaller one."""
     path = results_dir(cfg, root) / "ablations.csv"
     if path.is_file():
         table = pd.read_csv(path)
         want = {(v, t, s) for v in VARIANTS for t in tasks for s in cfg.seeds}
-        if want <= set(zip(table["variant"], table["task"], table["seed"])):
-            return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
+        missing = want - set(zip(table["variant"], table["task"], table["seed"]))
+        if missing:
+            raise FileNotFoundError(
+                f"{path} has no ablation runs for {sorted({(t, s) for _, t, s in missing})} (task, seed): run "
+                "`python -m scd reproduce` with those seeds, or give an empty results_dir to compute them there")
+        return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
     table = run_ablations(cfg, tasks, root=root, log=log)
     write_csv(path, table)
     return table
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean test score per variant (rows, in VARIANTS order) and task, plus their mean."""
+    wide = table.pivot_table(index="variant", columns="task", values="primary", aggfunc="mean")
+    wide["mean"] = wide.mean(axis=1)
+    return wide.loc[[v for v in VARIANTS if v in wide.index]]
 
 
 def seed_list(cfg: Config) -> str:
@@ -93,15 +105,3 @@ def variant_effects(cfg: Config, tasks, method: str = "scd_aw", root="results", 
             rows.append({"variant": name, "task": task, "seeds": seed_list(cfg), "score": scores.mean(),
                          "default": base.mean()} | paired_difference(scores, base, n_boot=n_boot))
     return pd.DataFrame(rows)
-
-
-def ensure_effects(cfg: Config, tasks, root="results") -> pd.DataFrame:
-    """Compute-or-load ``variant_effects`` from the ablation runs' per-item rows in results/."""
-    path = results_dir(cfg, root) / "ablations_effects.csv"
-    if path.is_file():
-        table = pd.read_csv(path)
-        if set(tasks) <= set(table["task"]) and (table["seeds"].astype(str) == seed_list(cfg)).all():
-            return table[table["task"].isin(tasks)].reset_index(drop=True)
-    table = variant_effects(cfg, tasks, root=root)
-    write_csv(path, table)
-    return table

@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import sys
-import time
 from pathlib import Path
 
 from scd import ranks
 from scd.config import get_config
-from scd.io import write_json
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -27,12 +26,22 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
+def absolute_env() -> None:
+    """Relative ``SCD_DATA_DIR``/``SCD_RUNS_DIR`` mean the folder the command was typed in, also for
+    the notebook kernels and processes started from here."""
+    for name in ("SCD_DATA_DIR", "SCD_RUNS_DIR"):
+        if os.environ.get(name):
+            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
+
+
 def _config(args):
     overrides = parse_overrides(args.set)
     if getattr(args, "task", None):
         overrides["tasks"] = args.task
     if getattr(args, "seed", None) is not None:
         overrides["seeds"] = args.seed
+    if getattr(args, "seeds", None):
+        overrides["seeds"] = args.seeds
     return get_config(args.profile, **overrides)
 
 
@@ -66,11 +75,17 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--role", choices=["teacher", "student"], required=True)
         else:
             p.add_argument("--method", required=True, help="e.g. td, cd, scd, td_aw, cd_aw, scd_aw")
-    p = add("reproduce", "run every notebook in order with papermill (computing what is missing)")
+    p = add("reproduce", "compute every missing stage, render the notebooks, compare with the committed results")
     p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: the profile's)")
-    p.add_argument("--out", default=None, help="folder for executed notebooks (default: in place)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="extra notebook parameter, e.g. results_dir=/tmp/res (papermill -p)")
+    p.add_argument("--out", default=None,
+                   help="folder for this run's results, figures, notebooks and report "
+                        "(default: reproduction/<profile>-seeds<S>/; never the committed files)")
+    p.add_argument("--in-place", action="store_true",
+                   help="maintainers: write results/, figures/ and the notebooks themselves (the committed files)")
+    p.add_argument("--ablations", default="crade", help="tasks the ablations run on ('' for none)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="extra notebook parameter (papermill -p)")
+    p = add("notebooks", "re-render the notebooks from the committed results (no training; about a minute)")
+    p.add_argument("--seeds", default=None, help="default: every seed in results/<profile>/runs.csv")
     p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
@@ -106,18 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         from scd.reproduce import run_all
 
         run_all(_config(args), args.out)
-    elif args.command == "reproduce":
-        from scd.reproduce import run_notebooks
+    elif args.command in ("reproduce", "notebooks"):
+        from scd.main_job import main_job, render_committed
 
-        _config(args)  # fail on bad values before any notebook starts
-        params = {"profile": args.profile} | ({"seeds": [int(s) for s in args.seeds.split(",")]} if args.seeds else {})
-        params |= parse_overrides(args.param)
-        start = time.time()
-        timings = run_notebooks(params, output_dir=args.out)
-        name = "notebook_timing" + (f"_seeds{args.seeds.replace(',', '-')}" if args.seeds else "")
-        write_json(Path(params.get("results_dir", "results")) / args.profile / f"{name}.json", timings)
-        print(f"done in {time.time() - start:.0f}s: notebooks in {args.out or 'notebooks/'}, tables in results/, "
-              "figures in figures/")
+        absolute_env()
+        if args.command == "notebooks":
+            return render_committed(args.profile, args.seeds, parse_overrides(args.set))
+        return main_job(_config(args), args.out, args.in_place, args.ablations, parse_overrides(args.param))
     return 0
 
 

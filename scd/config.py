@@ -4,6 +4,7 @@ Profiles differ in numbers and model builders only, never in code paths.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass, field, fields
 
@@ -117,12 +118,32 @@ def make_config(base: Config, **overrides) -> Config:
         if isinstance(overrides.get(key), dict):
             overrides[key] = ModelSpec(**overrides[key])
     for key in ("tasks", "seeds", "corpus_tasks"):
-        if key in overrides and isinstance(overrides[key], (list, str, int)):
-            val = overrides[key]
-            overrides[key] = tuple(val.split(",") if isinstance(val, str) else [val] if isinstance(val, int) else val)
-    if "seeds" in overrides:
-        overrides["seeds"] = tuple(int(s) for s in overrides["seeds"])
+        if key in overrides and overrides[key] is not None:
+            overrides[key] = as_tuple(key, overrides[key], int if key == "seeds" else str)
     return dataclasses.replace(base, **overrides)
+
+
+def as_tuple(name: str, value, cast=str) -> tuple:
+    """A list parameter given any way a user types it: ``[1, 2]``, ``"[1, 2]"``, ``"1,2"``, ``"1"``
+    or ``1`` (papermill's ``-p`` passes strings). Fails naming the parameter."""
+    items = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in "[(":
+            try:
+                items = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                raise ValueError(f"parameter {name}={value!r}: expected a list such as [0, 1] or 0,1") from None
+        else:
+            items = [p.strip() for p in text.split(",") if p.strip()]
+    elif isinstance(value, (int, float)):
+        items = [value]
+    if not isinstance(items, (list, tuple)):
+        raise ValueError(f"parameter {name}={value!r}: expected a list such as [0, 1] or 0,1")
+    try:
+        return tuple(cast(str(v).strip()) if cast is int else cast(v) for v in items)
+    except ValueError:
+        raise ValueError(f"parameter {name}={value!r}: every item must be {cast.__name__}") from None
 
 
 PROFILES: dict[str, Config] = {

@@ -13,7 +13,10 @@ METHOD_ORDER = ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw
 sns.set_theme(style="whitegrid", context="notebook")
 
 
-def save(fig, name: str, out_dir: str | Path = "figures") -> list[Path]:
+def save(fig, name: str, out_dir: str | Path | None) -> list[Path]:
+    """PNG and PDF in ``out_dir``; None saves nothing (a notebook read, not a run that makes figures)."""
+    if out_dir is None:
+        return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
@@ -56,7 +59,7 @@ def pretraining_curves(base: dict):
 
 def trajectory(traj: pd.DataFrame):
     grid = sns.relplot(traj, x="epoch", y="dev_primary", hue="model", col="task", col_wrap=4, kind="line",
-                       marker="o", height=2.4, errorbar=("ci", 95))
+                       marker="o", height=2.4, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
     grid.set_axis_labels("SFT epoch", "dev score")
     return grid.figure
@@ -94,7 +97,7 @@ def method_bars(table: pd.DataFrame):
 def subdomain_bars(scores: pd.DataFrame):
     scores = scores.reset_index(drop=True)  # concatenated per task/seed: seaborn needs a unique index
     grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
-                       order=[m for m in METHOD_ORDER if m in set(scores["model"])], errorbar=("ci", 95))
+                       order=[m for m in METHOD_ORDER if m in set(scores["model"])], errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
     grid.set_xticklabels(rotation=60)
     return grid.figure

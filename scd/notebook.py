@@ -1,5 +1,12 @@
 """What every notebook's first cell calls: validate the papermill parameters, fix the plotting
-backend and paths, and return the run's Config. Bad values stop here with a clear message."""
+backend and paths, and return the run's Config and folders. Bad values stop here with a clear
+message.
+
+Paths a user gives are resolved against the kernel's working folder, which is the folder the
+command was typed in (papermill, ``python -m scd``); defaults are the project's own folders,
+wherever the kernel runs. Notebooks only read results and save figures where told to, so
+executing one never changes a committed file unless ``figures_dir`` points at ``figures/``.
+"""
 from __future__ import annotations
 
 import os
@@ -7,33 +14,36 @@ from pathlib import Path
 
 import matplotlib
 
-from scd.config import get_config
+from scd.config import Config, as_tuple, get_config
 from scd.distill import parse_method
+from scd.io import project_path
 
 
-def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_dir: str = "../results",
-          figures_dir: str = "../figures", data_dir: str | None = None, runs_dir: str | None = None, **overrides):
+def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_dir: str | None = None,
+          figures_dir: str | None = None, data_dir: str | None = None, runs_dir: str | None = None,
+          **overrides) -> tuple[Config, Path, Path | None]:
+    """-> (config, results root, figures folder or None: figures shown, not saved)."""
     if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend():
         matplotlib.use("Agg")
     if data_dir:
-        os.environ["SCD_DATA_DIR"] = str(Path(data_dir).resolve())
+        os.environ["SCD_DATA_DIR"] = str(user_path(data_dir))
     if runs_dir:
-        os.environ["SCD_RUNS_DIR"] = str(Path(runs_dir).resolve())
-    for name, value in (("seeds", seeds), ("tasks", tasks), ("methods", methods)):
-        if value is not None and not isinstance(value, (list, tuple, str, int)):
-            raise ValueError(f"parameter {name}={value!r}: expected a list or a comma-separated string")
+        os.environ["SCD_RUNS_DIR"] = str(user_path(runs_dir))
     kw = dict(overrides)
     if tasks:
         kw["tasks"] = tasks
     if seeds is not None:
         kw["seeds"] = seeds
     cfg = get_config(profile, **kw)
-    for m in _as_list(methods or []):
+    for m in as_tuple("methods", methods or []):
         parse_method(m)
-    Path(results_dir).mkdir(parents=True, exist_ok=True)
-    Path(figures_dir).mkdir(parents=True, exist_ok=True)
-    return cfg
+    results = user_path(results_dir) if results_dir else project_path("results")
+    figures = user_path(figures_dir) if figures_dir else None
+    if figures:
+        figures.mkdir(parents=True, exist_ok=True)
+    return cfg, results, figures
 
 
-def _as_list(value) -> list:
-    return value.split(",") if isinstance(value, str) else list(value)
+def user_path(path: str | os.PathLike) -> Path:
+    """A path as the user meant it: ``~`` expanded, relative to the folder the command ran in."""
+    return Path(path).expanduser().resolve()

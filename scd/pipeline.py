@@ -13,6 +13,7 @@ import torch
 
 from scd import datafiles, ranks
 from scd.config import Config
+from scd.environment import threads_wanted
 from scd.data import DATA_SEED, TASKS, get_task, load_task, stratified_take
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import config_hash, project_path, read_json, write_csv, write_json
@@ -48,9 +49,8 @@ def is_done(path: Path) -> bool:
 
 
 def threads() -> None:
-    """All cores, shared by the processes of this node."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+    """All cores shared by the processes of this node, or ``SCD_THREADS`` (see scd.environment)."""
+    torch.set_num_threads(threads_wanted(int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
 
 
 def data_checksums(cfg: Config, root=None) -> dict[str, str]:

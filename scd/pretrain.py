@@ -52,14 +52,14 @@ def token_stream(texts: list[str], tok) -> np.ndarray:
 
 
 def pretrain(model, stream: np.ndarray, steps: int, batch: int, lr: float, cfg: Config, out_dir, seed: int,
-             bos_id: int | None = None, *, save_to) -> dict:
+             bos_id: int | None = None, *, save_to, callbacks=()) -> dict:
     """``steps`` of next-token loss on random corpus windows (base LMs, and healing a pruned student),
     then the model saved to ``save_to`` by the Trainer (which gathers sharded weights under FSDP)."""
     data = WindowDataset(stream, cfg.pretrain_window, steps * batch, seed, bos_id)
     args = training_args(out_dir, cfg.replace(batch_size=batch), lr, 1, seed,
                          save_strategy="steps", save_steps=max(1, steps // 4), save_total_limit=1,
                          logging_steps=max(1, steps // 20))
-    trainer = FullSequenceTrainer(model=model, args=args, train_dataset=data)
+    trainer = FullSequenceTrainer(model=model, args=args, train_dataset=data, callbacks=list(callbacks))
     last = last_checkpoint(out_dir)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     trainer.save_model(str(save_to))

@@ -29,3 +29,33 @@ def smoke_cfg(data_dir, runs_dir):
     from scd.config import get_config
 
     return get_config("smoke")
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _git_status() -> set[str] | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return set(out.splitlines())
+
+
+def pytest_sessionstart(session):
+    session.config._scd_status = _git_status()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The suite writes only to temporary folders: anything it left in the working tree fails the run."""
+    before, after = getattr(session.config, "_scd_status", None), _git_status()
+    if before is None or after is None:
+        return
+    new = sorted(after - before)
+    if new:
+        print("\nthe test suite changed the working tree (tests must write to temporary folders):\n  "
+              + "\n  ".join(new))
+        session.exitstatus = 1

@@ -6,18 +6,19 @@ import os
 import pandas as pd
 import pytest
 
-from scd.reproduce import notebook_paths, run_notebooks
+from scd.main_job import main_job
+from scd.reproduce import NotebookFailed, notebook_paths, run_notebooks
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
 
 @pytest.fixture(scope="module")
 def executed(smoke_cfg, data_dir, runs_dir, tmp_path_factory):
+    """The main job on smoke into a temporary folder: stages, tables, notebooks, report."""
     out = tmp_path_factory.mktemp("nb")
-    params = {"profile": "smoke", "results_dir": str(out / "results"), "figures_dir": str(out / "figures"),
-              "data_dir": str(data_dir), "runs_dir": str(runs_dir)}
-    timings = run_notebooks(params, NOTEBOOKS, out / "executed", kernel="scd", log=lambda *_: None)
-    return out, timings
+    assert main_job(smoke_cfg, str(out)) == 0
+    timings = json.loads((out / "results" / "smoke" / "notebook_timing_seeds0.json").read_text())
+    return out, {k: v for k, v in timings.items() if k.endswith(".ipynb")}
 
 
 def test_every_notebook_has_a_parameters_cell():
@@ -29,7 +30,30 @@ def test_every_notebook_has_a_parameters_cell():
 def test_all_notebooks_ran(executed):
     out, timings = executed
     assert len(timings) == len(notebook_paths(NOTEBOOKS)) >= 8
-    assert all((out / "executed" / name).is_file() for name in timings)
+    assert all((out / "notebooks" / name).is_file() for name in timings)
+    report = (out / "report.md").read_text()
+    assert "**Verdict: " in report and (out / "report_cells.csv").is_file()
+
+
+def test_a_failing_notebook_leaves_the_committed_one_untouched(tmp_path):
+    first = notebook_paths(NOTEBOOKS)[0]
+    before = first.read_bytes()
+    with pytest.raises(NotebookFailed, match=r"01_data_and_tasks.ipynb failed in cell \d+ .*unknown profile 'huge'.*unchanged"):
+        run_notebooks({"profile": "huge"}, NOTEBOOKS, kernel="scd", log=lambda *_: None, logs_dir=tmp_path)
+    assert first.read_bytes() == before
+    assert "unknown profile" in (tmp_path / first.name).read_text()
+
+
+def test_list_parameters_are_accepted_in_every_form():
+    from scd.notebook import setup
+
+    for value in ([1, 2], "[1, 2]", "1,2", (1, 2)):
+        assert setup("smoke", seeds=value)[0].seeds == (1, 2)
+    assert setup("smoke", seeds="1")[0].seeds == (1,) and setup("smoke", seeds=1)[0].seeds == (1,)
+    with pytest.raises(ValueError, match=r"parameter seeds='\[1, x\]'"):
+        setup("smoke", seeds="[1, x]")
+    with pytest.raises(ValueError, match="parameter seeds='one': every item must be int"):
+        setup("smoke", seeds="one")
 
 
 def test_tables_have_the_right_shape_and_ranges(executed):

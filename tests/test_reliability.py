@@ -162,15 +162,13 @@ def test_sigkilled_notebook_reproduction_resumes(smoke_cfg, data_dir, tmp_path):
 
     from scd.reproduce import notebook_paths, run_all
 
-    runs, res = tmp_path / "runs", tmp_path / "res"
-    args = ["reproduce", "--profile", "smoke", "--out", str(tmp_path / "nb"), "--param", f"results_dir={res}",
-            "--param", f"figures_dir={tmp_path / 'fig'}", "--param", f"runs_dir={runs}",
-            "--param", f"data_dir={data_dir}"]
+    runs, res = tmp_path / "runs", tmp_path / "out" / "results"
+    args = ["reproduce", "--profile", "smoke", "--out", str(tmp_path / "out")]
     proc = run_cli(args, runs)
     kill_when(proc, lambda: any(runs.glob("smoke/distill-*/done.json")), timeout=900)
     assert not (res / "smoke" / "runs.csv").exists()
     finish(run_cli(args, runs))
-    assert sorted(p.name for p in (tmp_path / "nb").glob("*.ipynb")) == [p.name for p in notebook_paths(REPO / "notebooks")]
+    assert sorted(p.name for p in (tmp_path / "out" / "notebooks").glob("*.ipynb")) == [p.name for p in notebook_paths(REPO / "notebooks")]
     reference = run_all(smoke_cfg, tmp_path / "reference", log=lambda *_: None)
     got = pd.read_csv(res / "smoke" / "runs.csv").set_index(["model", "task", "seed"]).sort_index()
     want = pd.read_csv(reference / "runs.csv").set_index(["model", "task", "seed"]).sort_index()

@@ -1,0 +1,90 @@
+"""Is a CPU stage bitwise repeatable, and what breaks it? Two fresh runs of the first steps of a
+base-LM pretraining (the stage where the issue-14 drift first appeared), per thread count.
+
+Each run builds the profile's tokenizer (once, shared) and base LM in a fresh runs folder and
+trains it with the profile's full schedule, stopped after ``--steps`` optimiser steps, so its
+first logged loss is the one the committed ``base_models.json`` records. Prints and writes the
+losses, a SHA-256 of the weights and the environment fingerprint.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from scd import environment
+from scd.config import get_config
+from scd.io import project_path, read_json, write_json
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kw):
+        control.should_training_stop = state.global_step >= self.steps
+        return control
+
+
+def weights_sha(model) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
+    from scd.models import build_scratch_model, corpus_texts
+    from scd.pipeline import tokenizer_stage
+    from scd.pretrain import pretrain, token_stream
+
+    torch.set_num_threads(threads)
+    os.environ["SCD_RUNS_DIR"] = str(tok_runs)
+    tok, _, _ = tokenizer_stage(cfg)
+    spec = getattr(cfg, role)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
+        stream = token_stream(corpus_texts(cfg), tok)
+        start = time.time()
+        info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
+                        Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])
+    return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"], "weights_sha256": weights_sha(model),
+            "wall_s": time.time() - start}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--profile", default="cpu")
+    p.add_argument("--role", default="teacher")
+    p.add_argument("--steps", type=int, default=30, help="optimiser steps per run (cpu teacher: 30 = first log)")
+    p.add_argument("--threads", default="2,2,1", help="thread count of each run, in order")
+    p.add_argument("--out", default=str(project_path("results") / "determinism"))
+    args = p.parse_args(argv)
+    os.environ.setdefault("SCD_QUIET", "1")
+    cfg = get_config(args.profile)
+    committed = project_path("results") / args.profile / "base_models.json"
+    reference = read_json(committed)[args.role]["loss_curve"] if committed.is_file() else None
+    runs = []
+    with tempfile.TemporaryDirectory() as tok_runs:
+        for threads in map(int, args.threads.split(",")):
+            run = one_run(cfg, args.role, args.steps, threads, Path(tok_runs))
+            runs.append(run)
+            print(f"threads={threads}: losses {run['loss_curve']} weights {run['weights_sha256']} "
+                  f"({run['wall_s']:.0f}s)", flush=True)
+    record = {"profile": args.profile, "role": args.role, "environment": environment.fingerprint(),
+              "committed_first_loss": reference[0] if reference else None, "runs": runs}
+    path = write_json(Path(args.out) / f"{args.profile}_{args.role}_base.json", record)
+    print("wrote", path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Every derived table of a results folder, computed from its per-sample rows by one function each.
+
+The pipeline (``run-all``) writes them; notebooks call the same functions to display them and
+never write; the reproduction report recomputes them from the committed rows to compare like
+with like. So a table exists in exactly one place in the code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scd import ablations, analysis, tables
+from scd.config import Config
+from scd.io import write_table
+from scd.results import MODELS, load_runs, load_samples, results_dir
+
+
+def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
+    """The SFS/TFS analysis of notebook 6: the decomposition identity per task, seed and risk, the
+    subset scores, the sub-task view, the margin prediction and the claims with their verdicts."""
+    rows, scores, splits, samples = [], [], {}, {}
+    for task in cfg.tasks:
+        for seed in cfg.seeds:
+            frames = {m: load_samples(cfg, task, m, seed, root) for m in MODELS}
+            samples[(task, seed)] = frames
+            for risk in analysis.RISKS:
+                split = analysis.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
+                rows.append({"task": task, "seed": seed, "risk": risk} | analysis.decomposition(split))
+                if risk == "error":
+                    splits[(task, seed)] = split
+                    scores.append(analysis.subdomain_scores(split, frames).assign(task=task, seed=seed))
+    decomp = pd.DataFrame(rows)
+    views = []
+    for task in cfg.tasks:
+        pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", "scd_aw")}
+        views.append(analysis.subtask_view(pooled["teacher_sft"], {"scd_aw": pooled["scd_aw"]}).assign(task=task))
+    view = pd.concat(views, ignore_index=True)
+    runs = load_runs(cfg, root).set_index(["task", "seed", "model"])["primary"]
+    margin = decomp[decomp.risk == "error"][["task", "seed", "gap"]].rename(columns={"gap": "predicted_margin"})
+    margin["achieved_margin"] = [runs[(t, s, "scd_aw")] - runs[(t, s, "teacher_sft")]
+                                 for t, s in zip(margin.task, margin.seed)]
+    margin = margin.reset_index(drop=True)
+    rho = margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
+    claims = analysis.claim_table(samples, splits)
+    text = analysis.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
+                                len(cfg.seeds))
+    return {"decomposition": decomp, "scores": pd.concat(scores, ignore_index=True), "subtask_view": view,
+            "margin": margin, "rho": rho, "sign_agreement": ((margin.predicted_margin > 0)
+                                                            == (margin.achieved_margin > 0)).mean(),
+            "claims": claims, "claims_text": text}
+
+
+def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training and selection seconds per model, summed over tasks and seeds, against student SFT."""
+    cost = runs.groupby("model")[["train_s", "select_s"]].sum()
+    cost["ratio_vs_student_sft"] = cost["train_s"] / cost.loc["student_sft", "train_s"]
+    cost["selection_share"] = cost["select_s"] / cost["train_s"]
+    return cost.reset_index()
+
+
+def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
+    """Write every derived table of ``results/<profile>/`` (after the stages have been exported)."""
+    out = results_dir(cfg, root)
+    scores = tables.score_table(cfg, root=root)
+    paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
+    sub = sfs_tfs(cfg, root)
+    for name in ("decomposition", "scores", "subtask_view", "claims"):
+        paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
+    paths += write_table(out / "efficiency", efficiency(load_runs(cfg, root)))
+    if ablation_tasks:
+        abl = ablations.ensure_ablations(cfg, ablation_tasks, root)
+        paths += write_table(out / "ablations_summary", ablations.summary(abl).reset_index())
+        paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, root=root))
+    return paths
