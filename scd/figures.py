@@ -96,10 +96,15 @@ def method_bars(table: pd.DataFrame):
 
 def subdomain_bars(scores: pd.DataFrame):
     scores = scores.reset_index(drop=True)  # concatenated per task/seed: seaborn needs a unique index
+    order = [m for m in METHOD_ORDER if m in set(scores["model"])]
     grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
-                       order=[m for m in METHOD_ORDER if m in set(scores["model"])], errorbar=("ci", 95), seed=0)
+                       order=order, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
-    grid.set_xticklabels(rotation=60)
+    for ax in grid.axes.flat:  # every panel names its bars (shared x axes would hide the upper rows' names)
+        ax.tick_params(labelbottom=True)
+        ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
+        ax.set_xlabel("")
+    grid.figure.subplots_adjust(hspace=0.9)
     return grid.figure
 
 

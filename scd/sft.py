@@ -135,10 +135,12 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
         adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
         save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
-        gradient_checkpointing=cfg.gradient_checkpointing, disable_tqdm=quiet(),
+        disable_tqdm=quiet(),
         use_cpu=not torch.cuda.is_available(), ddp_timeout=int(ranks.WAIT_HOURS * 3600),
         accelerator_config={"split_batches": ranks.world_size() > 1},
     )
+    if cfg.gradient_checkpointing:  # named only when on: transformers 5.24 warns on every use of the name
+        kwargs["gradient_checkpointing"] = True
     kwargs.update(extra)
     return TrainingArguments(**kwargs)
 
