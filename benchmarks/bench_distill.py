@@ -22,13 +22,15 @@ from transformers import TrainerCallback
 
 from scd.cache import build_targets, bytes_per_token
 from scd.config import get_config
-from scd.distill import DistillTrainer, parse_method, sample_weights, student_probe_kl
+from scd.distill import DistillTrainer, sample_weights, student_probe_kl
+from scd.encoding import PadCollator, encode
 from scd.evaluate import generate, gold_losses
 from scd.io import project_path, write_table
+from scd.methods import parse_method
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits, threads
 from scd.run_distill import cache_stage
-from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
+from scd.sft import AnswerOnlyTrainer, training_args
 
 
 class Meter(TrainerCallback):

@@ -42,7 +42,8 @@ def weights_sha(model) -> str:
 
 
 def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
-    from scd.models import build_scratch_model, corpus_texts
+    from scd.data import corpus_texts
+    from scd.models import build_scratch_model
     from scd.pipeline import tokenizer_stage
     from scd.pretrain import pretrain, token_stream
 
@@ -52,7 +53,7 @@ def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
     spec = getattr(cfg, role)
     with tempfile.TemporaryDirectory() as tmp:
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks), tok)
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])

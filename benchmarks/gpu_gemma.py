@@ -30,7 +30,7 @@ from scd.io import project_path, read_json, write_json  # noqa: E402
 from scd.pipeline import base_model_stage, sft_stage  # noqa: E402
 from scd.run_distill import distill_stage  # noqa: E402
 
-METHODS = ("scd_aw", "td", "scd", "cd", "td_aw", "cd_aw")
+METHODS = ("scd_aw", "td", "scd", "cd", "td_aw", "cd_aw")  # scd_aw first: the budget may stop the rest
 
 
 def cpu_teacher_dev(task: str, seed: int) -> float | None:

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from scd.encoding import PadCollator, encode
 from scd.io import atomic_write_bytes
 from scd.models import answer_logits, model_inputs, per_sample_mean
-from scd.sft import PadCollator, encode
 
 
 class CacheMismatch(ValueError):

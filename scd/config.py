@@ -47,7 +47,7 @@ class Config:
     student_id: str = _f("", "hub id or local path of the student (hub)")
     corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all")
     vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", lo=256)
-    max_piece_length: int = _f(3, "longest Unigram piece; short pieces let tiny models read Japanese", lo=1)
+    max_piece_length: int = _f(3, "longest BPE piece; short pieces let tiny models read Japanese", lo=1)
     pretrain_window: int = _f(256, "tokens per base-LM pretraining (and student healing) window", lo=16)
     prune_fraction: float = _f(0.5, "gemma: share of the teacher's layers the student keeps (evenly spaced)", lo=0.01, hi=1.0)
     heal_steps: int = _f(0, "gemma: continued-pretraining steps that heal the pruned student", lo=0)

@@ -13,6 +13,7 @@ import ast
 import csv
 import io
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,3 +233,32 @@ def check_disjoint(splits: dict[str, list[dict]]) -> None:
                 if r[key] in owner:
                     raise DataError(f"{key} {r[key][:60]!r} appears in {owner[r[key]]} and {split}")
                 owner[r[key]] = split
+
+
+QUOTED = re.compile(r"「(.+?)」", re.S)
+
+
+def corpus_texts(tasks=None, root=None) -> list[str]:
+    """Train-split text of ``tasks`` (None: every task; never dev/test), deduplicated, in a stable
+    order: the corpus of the tokenizer and the base LMs.
+
+    JMED-LLM questions wrap the clinical passage in 「」 — that passage is the domain text;
+    PubMedQA contributes its train contexts and long answers.
+    """
+    seen, texts = set(), []
+    for name in sorted(tasks or TASKS):
+        train = load_task(name, root)["train"]
+        for rec in train:
+            if rec["kind"] == "yesno":
+                pieces = rec["contexts"] + [rec["long_answer"]]
+            else:  # the passage (brackets kept) and, once each, the instruction around it
+                passages = QUOTED.findall(rec["question"])
+                pieces = [f"「{p}」" for p in passages] + [QUOTED.sub("", rec["question"])]
+            if rec["kind"] != "choice":
+                pieces.append(rec["answer"])
+            for text in pieces + ([rec["prompt"] + rec["answer"]] if rec is train[0] else []):
+                text = text.strip()
+                if text and text not in seen:
+                    seen.add(text)
+                    texts.append(text)
+    return texts

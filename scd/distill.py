@@ -14,35 +14,15 @@ KL). Both are means over the probe's answer tokens.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from scd.cache import TeacherTargets, teacher_topk
 from scd.divergences import bucketize, forward_kl, get_divergence, teacher_buckets
+from scd.encoding import PadCollator, encode
+from scd.methods import Method
 from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
-from scd.sft import MeanLossTrainer, PadCollator, check_finite, encode
+from scd.sft import MeanLossTrainer, check_finite
 
-POLICIES = ("td", "cd", "scd")
-WEIGHTINGS = ("fixed", "aw")
-
-
-@dataclass(frozen=True)
-class Method:
-    policy: str
-    weighting: str
-
-    @property
-    def name(self) -> str:
-        return self.policy + ("_aw" if self.weighting == "aw" else "")
-
-
-def parse_method(name: str) -> Method:
-    policy, _, suffix = name.lower().partition("_")
-    if policy not in POLICIES or suffix not in ("", "aw"):
-        valid = [p + s for p in POLICIES for s in ("", "_aw")]
-        raise ValueError(f"unknown method {name!r}; expected one of {valid}")
-    return Method(policy, "aw" if suffix else "fixed")
 
 
 # ------------------------------------------------------------------ weightings
@@ -119,7 +99,7 @@ class DistillTrainer(MeanLossTrainer):
         self.targets, self.teacher, self.weights = targets, teacher, weights
         self.divergence, self.div_params = get_divergence(divergence), divergence_params or {}
         self.temperature, self.top_k = temperature, top_k
-        self.last_parts: dict[str, torch.Tensor] = {}
+        self._parts: dict[str, list[torch.Tensor]] = {"kd": [], "ce": [], "w_mean": []}
 
     def teacher_rows(self, inputs: dict, sample_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.targets is not None:
@@ -142,5 +122,15 @@ class DistillTrainer(MeanLossTrainer):
         w = torch.tensor([self.weights[s] for s in sample_ids], device=dev, dtype=kd.dtype)
         loss = (w * kd + (1 - w) * ce).mean()
         check_finite(loss, self.state.global_step, sample_ids)
-        self.last_parts = {"kd": kd.detach(), "ce": ce.detach(), "w": w}
+        for name, part in (("kd", kd), ("ce", ce), ("w_mean", w)):
+            self._parts[name].append(part.detach().mean())
         return (loss, None) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        """The KD term, the gold CE and the mean weight since the last log join the Trainer's own
+        record (trainer_state.json, and TensorBoard/W&B/MLflow through ``report_to``). Under
+        several processes they are this rank's means."""
+        if "loss" in logs and self._parts["kd"]:
+            logs = logs | {k: float(torch.stack(v).mean()) for k, v in self._parts.items()}
+            self._parts = {k: [] for k in self._parts}
+        super().log(logs, *args, **kwargs)

@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 from scd import metrics
 from scd.config import Config
 from scd.data import get_task
+from scd.encoding import PadCollator, encode, prompt_ids
 from scd.io import quiet
 from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
-from scd.sft import PadCollator, encode, prompt_ids
 
 
 @torch.no_grad()

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-METHOD_ORDER = ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+from scd.methods import in_order
+
 sns.set_theme(style="whitegrid", context="notebook")
 
 
@@ -66,11 +67,15 @@ def trajectory(traj: pd.DataFrame):
 
 
 def selections(stages: pd.DataFrame):
-    frame = stages[stages["model"].isin(["cd", "scd", "scd_aw"])]
-    grid = sns.catplot(frame, x="stage", y="checkpoint_index", hue="model", col="task", col_wrap=4, kind="point",
-                       height=2.4, dodge=0.3, errorbar=None)
+    """The checkpoint each stage followed: one dot per seed (a mean of indices is no checkpoint)."""
+    frame = stages[stages["model"].isin(["cd", "scd", "scd_aw"])].reset_index(drop=True)
+    n = int(frame["checkpoint_index"].max()) + 1
+    grid = sns.catplot(frame, x="stage", y="checkpoint_index", hue="model", hue_order=in_order(frame["model"]),
+                       col="task", col_wrap=4, kind="swarm", height=2.4, dodge=True, size=4)
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("stage", "teacher checkpoint followed")
+    grid.set_axis_labels("distillation stage", "checkpoint")
+    grid.set(yticks=range(n), yticklabels=[f"ckpt{i}" for i in range(n)], ylim=(-0.5, n - 0.5))
+    grid.figure.subplots_adjust(hspace=0.5)
     return grid.figure
 
 
@@ -85,7 +90,7 @@ def weight_distributions(weights: pd.DataFrame):
 def method_bars(table: pd.DataFrame):
     """Mean test score with 95% intervals per method (rows: model, mean, lo, hi)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    order = [m for m in METHOD_ORDER if m in set(table["model"])]
+    order = in_order(table["model"])
     t = table.set_index("model").loc[order]
     ax.bar(order, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], capsize=3,
            color=sns.color_palette("deep", len(order)))
@@ -96,7 +101,7 @@ def method_bars(table: pd.DataFrame):
 
 def subdomain_bars(scores: pd.DataFrame):
     scores = scores.reset_index(drop=True)  # concatenated per task/seed: seaborn needs a unique index
-    order = [m for m in METHOD_ORDER if m in set(scores["model"])]
+    order = in_order(scores["model"])
     grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
                        order=order, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
@@ -122,7 +127,7 @@ def margin_scatter(frame: pd.DataFrame):
 
 def timing_bars(frame: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    sns.barplot(frame, x="model", y="train_s", order=[m for m in METHOD_ORDER if m in set(frame["model"])], ax=ax,
+    sns.barplot(frame, x="model", y="train_s", order=in_order(frame["model"]), ax=ax,
                 errorbar=None, estimator="sum")
     ax.set(ylabel="training seconds (all tasks)", title="Training cost per method")
     ax.tick_params(axis="x", rotation=30)

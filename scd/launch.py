@@ -35,12 +35,14 @@ from accelerate.utils import gather_object
 
 from scd import ranks
 from scd.config import get_config
-from scd.distill import DistillTrainer, parse_method
+from scd.distill import DistillTrainer
+from scd.encoding import PadCollator, encode
 from scd.io import write_json
+from scd.methods import parse_method
 from scd.models import load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import best_index, cache_stage, check_shared_vocabulary, read_anchor, stage_plan
-from scd.sft import AnswerOnlyTrainer, PadCollator, encode, training_args
+from scd.sft import AnswerOnlyTrainer, training_args
 
 
 def launched(trainer_cls):

@@ -1,6 +1,6 @@
 """Tokenizer and model builders per profile, and the answer-only forward every stage shares.
 
-Tiny profiles train one Unigram tokenizer on train-split text only (short pieces, so a tiny
+Tiny profiles train one BPE tokenizer on train-split text only (short pieces, so a tiny
 model sees Japanese as characters and short words, not whole memorised sentences) and build
 Llama-architecture models from scratch. Hub profiles load both by id.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 from pathlib import Path
 
 import torch
@@ -17,35 +16,8 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from scd.config import Config, ModelSpec
-from scd.data import TASKS, load_task
 
 SPECIALS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
-QUOTED = re.compile(r"「(.+?)」", re.S)
-
-
-def corpus_texts(cfg: Config, root=None) -> list[str]:
-    """Train-split text of every task (never dev/test), deduplicated, in a stable order.
-
-    JMED-LLM questions wrap the clinical passage in 「」 — that passage is the domain text;
-    PubMedQA contributes its train contexts and long answers.
-    """
-    seen, texts = set(), []
-    for name in sorted(cfg.corpus_tasks or TASKS):
-        train = load_task(name, root)["train"]
-        for rec in train:
-            if rec["kind"] == "yesno":
-                pieces = rec["contexts"] + [rec["long_answer"]]
-            else:  # the passage (brackets kept) and, once each, the instruction around it
-                passages = QUOTED.findall(rec["question"])
-                pieces = [f"「{p}」" for p in passages] + [QUOTED.sub("", rec["question"])]
-            if rec["kind"] != "choice":
-                pieces.append(rec["answer"])
-            for text in pieces + ([rec["prompt"] + rec["answer"]] if rec is train[0] else []):
-                text = text.strip()
-                if text and text not in seen:
-                    seen.add(text)
-                    texts.append(text)
-    return texts
 
 
 def train_tokenizer(texts: list[str], cfg: Config, out_dir: Path) -> PreTrainedTokenizerFast:

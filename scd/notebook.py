@@ -15,8 +15,8 @@ from pathlib import Path
 import matplotlib
 
 from scd.config import Config, as_tuple, get_config
-from scd.distill import parse_method
 from scd.io import project_path
+from scd.methods import parse_method
 
 
 def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_dir: str | None = None,

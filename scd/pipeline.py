@@ -13,14 +13,15 @@ import torch
 
 from scd import datafiles, ranks
 from scd.config import Config
+from scd.data import DATA_SEED, TASKS, corpus_texts, get_task, load_task, stratified_take
 from scd.environment import threads_wanted
-from scd.data import DATA_SEED, TASKS, get_task, load_task, stratified_take
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import config_hash, project_path, read_json, write_csv, write_json
-from scd.models import (build_scratch_model, corpus_texts, count_params, count_params_on_disk, default_device,
+from scd.models import (build_scratch_model, count_params, count_params_on_disk, default_device,
                         inference_dtype, leading_bos, load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
+from scd.encoding import encode
 from scd.pretrain import pretrain, token_stream, window_loss
-from scd.sft import encode, run_sft
+from scd.sft import run_sft
 
 # What a stage key means, versioned: a change in how a run is done that no config field shows
 # bumps it, so earlier runs are recomputed instead of silently reused. 1 (unversioned): checkpoint
@@ -81,7 +82,7 @@ def tokenizer_stage(cfg: Config, root=None) -> tuple[object, Path, dict]:
     path = stage_dir(cfg, "tokenizer", key)
     with ranks.main_first():
         if not is_done(path):
-            texts = corpus_texts(cfg, root)
+            texts = corpus_texts(cfg.corpus_tasks, root)
             tok = train_tokenizer(texts, cfg, path)
             write_json(path / "done.json", {"key": key, "documents": len(texts), "chars": sum(map(len, texts)),
                                             "tokenizer_hash": tokenizer_hash(tok)})
@@ -106,7 +107,7 @@ def _scratch_base(cfg: Config, role: str, root) -> tuple[Path, dict]:
     if not is_done(path):
         threads()
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg, root), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, root), tok)
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         path / "trainer", cfg.base_seed, save_to=path / "model")
@@ -147,7 +148,7 @@ def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, dict]:
         start = time.time()
         tok, teacher = load_tokenizer(teacher_path), load_model(teacher_path)
         student = gemma.prune_layers(teacher, fraction=cfg.prune_fraction).to(default_device())
-        stream = token_stream(corpus_texts(cfg, root), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, root), tok)
         bos = leading_bos(tok)
         probe = dict(stream=stream, window=cfg.pretrain_window, seed=cfg.base_seed + 1, bos_id=bos)
         losses = {"teacher": window_loss(teacher, **probe), "pruned": window_loss(student, **probe)}

@@ -13,7 +13,8 @@ import pandas as pd
 from scd import ablations, analysis, tables
 from scd.config import Config
 from scd.io import write_table
-from scd.results import MODELS, load_runs, load_samples, results_dir
+from scd.methods import MODELS
+from scd.results import load_runs, load_samples, results_dir
 
 
 def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:

@@ -17,14 +17,12 @@ import pandas as pd
 from scd import environment, ranks
 from scd.config import Config
 from scd.io import read_json, write_json
+from scd.methods import METHODS
 from scd.pipeline import base_model_stage, sft_stage
 from scd.products import write_all
 from scd.report import write_data_summary
-from scd.results import MODELS, export, has_results, results_dir
+from scd.results import export, has_results, results_dir
 from scd.run_distill import distill_stage
-
-METHODS = tuple(m for m in MODELS if not m.endswith("_sft"))
-
 
 class Progress:
     """One line per stage with the overall position and an ETA, for the person waiting.

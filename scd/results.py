@@ -13,8 +13,8 @@ import pandas as pd
 
 from scd.config import Config
 from scd.io import read_json, write_csv, write_json
+from scd.methods import MODELS
 
-MODELS = ("teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw")
 
 
 def results_dir(cfg: Config, root: str | Path = "results") -> Path:

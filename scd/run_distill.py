@@ -15,13 +15,14 @@ import torch
 from scd import ranks
 from scd.cache import build_targets, join_targets, load_targets, save_targets
 from scd.config import Config
-from scd.distill import DistillTrainer, dense_probe_kl, parse_method, sample_weights, select_checkpoint, \
-    student_probe_kl
+from scd.distill import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
+from scd.encoding import PadCollator, encode
 from scd.evaluate import evaluate, new_token_budget
 from scd.io import read_json, write_csv, write_json
+from scd.methods import parse_method
 from scd.models import answer_logits, inference_dtype, load_model, load_tokenizer, model_inputs
 from scd.pipeline import base_model_stage, is_done, sft_stage, stage_dir, task_splits, threads
-from scd.sft import PadCollator, encode, last_checkpoint, training_args
+from scd.sft import last_checkpoint, training_args
 
 DISTILL_KEYS = ("distill_lr", "stage_epochs", "divergence", "temperature", "alpha", "probe_size", "top_k")
 

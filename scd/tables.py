@@ -9,7 +9,8 @@ import pandas as pd
 
 from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
 from scd.config import Config
-from scd.results import MODELS, load_samples
+from scd.methods import MODELS, in_order
+from scd.results import load_samples
 
 
 def paper_reported() -> pd.DataFrame:
@@ -66,7 +67,7 @@ def table1(scores: pd.DataFrame) -> pd.DataFrame:
     cells = [cell(r) for r in scores.itertuples()]
     wide = scores.assign(cell=cells).pivot(index="model", columns="task", values="cell")
     cols = [c for c in scores["task"].unique() if c != "average"] + ["average"]
-    wide = wide.loc[[m for m in MODELS if m in wide.index], cols]
+    wide = wide.loc[in_order(wide.index), cols]
     paper = paper_reported()
     avg = paper[paper.task == "average"].set_index("model")["value"]
     wide["paper_average"] = [f"{avg[m]:.3f}" if m in avg else "" for m in wide.index]

@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from scd.cache import load_targets
-from scd.distill import DistillTrainer, adaptive_weights, parse_method, select_checkpoint
+from scd.distill import DistillTrainer, adaptive_weights, select_checkpoint
+from scd.encoding import PadCollator, encode
+from scd.methods import parse_method
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import cache_stage, distill_stage
-from scd.sft import PadCollator, encode, training_args
+from scd.sft import training_args
 
-METHODS = ["td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+from scd.methods import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +142,23 @@ def test_cached_and_online_targets_give_the_same_loss(smoke_cfg, teacher, tmp_pa
     assert float(cached) == pytest.approx(float(online), rel=1e-5)
     with pytest.raises(ValueError, match="exactly one"):
         DistillTrainer(**common)
+
+
+def test_kd_ce_and_weight_are_logged_and_make_the_loss(smoke_cfg, teacher, tmp_path):
+    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
+    tok = load_tokenizer(teacher["trajectory"][0]["path"])
+    train = task_splits(smoke_cfg, "crade")["train"][:8]
+    items, _ = encode(train, tok, smoke_cfg)
+    args = training_args(tmp_path, smoke_cfg, 1e-3, 1, 0, logging_steps=1)
+    trainer = DistillTrainer(model=load_model(base_model_stage(smoke_cfg, "student")[0]), args=args,
+                             train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
+                             targets=targets[0], weights={r["id"]: 0.7 for r in train}, top_k=smoke_cfg.top_k)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert len(logs) == 2  # 8 items, batch 4
+    for h in logs:
+        assert h["w_mean"] == pytest.approx(0.7) and h["kd"] > 0 and h["ce"] > 0
+        assert h["loss"] == pytest.approx(0.7 * h["kd"] + 0.3 * h["ce"], abs=1e-3)
 
 
 def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):

@@ -126,7 +126,7 @@ def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatc
     from scd.config import get_config
     from scd.pipeline import base_model_stage
     from scd.data import load_task
-    from scd.sft import PadCollator, encode
+    from scd.encoding import PadCollator, encode
 
     monkeypatch.setenv("SCD_RUNS_DIR", str(tmp_path))
     cfg = get_config("gemma", tasks=("rrtnm",), corpus_tasks=("rrtnm",), heal_steps=4, heal_batch=2,

@@ -6,11 +6,11 @@ import pytest
 import torch
 from tokenizers import processors
 
+from scd.encoding import encode
 from scd.io import read_json
 from scd.models import count_params, leading_bos, load_model, load_tokenizer, tokenizer_hash
 from scd.pipeline import base_model_stage, sft_stage
 from scd.pretrain import WindowDataset
-from scd.sft import encode
 
 
 @pytest.fixture(scope="module")

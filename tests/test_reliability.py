@@ -103,7 +103,8 @@ def test_sigkilled_distillation_resumes_without_redoing_stages(shared_base):
 
 def test_nonfinite_loss_names_step_and_samples(smoke_cfg):
     from scd.models import load_model, load_tokenizer
-    from scd.sft import AnswerOnlyTrainer, NonFiniteLoss, PadCollator, encode, training_args
+    from scd.encoding import PadCollator, encode
+    from scd.sft import AnswerOnlyTrainer, NonFiniteLoss, training_args
     from scd.pipeline import task_splits
 
     path, _ = base_model_stage(smoke_cfg, "student")

@@ -7,10 +7,11 @@ import torch
 
 from scd.config import get_config
 from scd.data import load_task
+from scd.encoding import encode
 from scd.io import read_json
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, stage_dir
-from scd.sft import SaveAtSteps, checkpoint_steps, encode
+from scd.sft import SaveAtSteps, checkpoint_steps
 
 
 @pytest.fixture(scope="module")
