@@ -46,6 +46,7 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     out_dir = user_path(out) if out else project_path("reproduction") / seeds_tag(cfg)
     if in_place:
         results_root, figures, notebooks_out = project_path("results"), project_path("figures"), None
+        refuse_shrinking(cfg, results_root)
     else:
         results_root, figures, notebooks_out = out_dir / "results", out_dir / "figures", out_dir / "notebooks"
     log = tee(out_dir / "logs" / "run.log")
@@ -66,6 +67,18 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     log(f"verdict: {line}")
     log(f"done in {(time.time() - start) / 60:.1f} min")
     return 0
+
+
+def refuse_shrinking(cfg: Config, root) -> None:
+    """``--in-place`` replaces the committed results of the profile: never by fewer tasks or seeds."""
+    runs = results_dir(cfg, root) / "runs.csv"
+    if not runs.is_file():
+        return
+    have = pd.read_csv(runs)
+    lost = sorted(set(have.task) - set(cfg.tasks)), sorted(set(have.seed) - set(cfg.seeds))
+    if lost[0] or lost[1]:
+        raise SystemExit(f"--in-place would replace {runs} by a run without tasks {lost[0]} / seeds {lost[1]}: "
+                         "run the same tasks and seeds, or leave out --in-place (writes reproduction/)")
 
 
 def render_committed(profile: str, seeds: str | None = None, overrides: dict | None = None) -> int:

@@ -35,3 +35,15 @@ def test_environment_differences_name_what_differs():
     b = a | {"threads": a["threads"] + 1, "packages": a["packages"] | {"torch": "0.0"}}
     assert environment.differences(a, b) == [f"threads: {a['threads']} vs {a['threads'] + 1}",
                                              f"torch: {a['packages']['torch']} vs 0.0"]
+
+
+def test_in_place_never_shrinks_the_committed_results():
+    import pytest
+
+    from scd.config import get_config
+    from scd.io import project_path
+    from scd.main_job import refuse_shrinking
+
+    refuse_shrinking(get_config("cpu", seeds=(0, 1, 2)), project_path("results"))  # the committed selection
+    with pytest.raises(SystemExit, match=r"without tasks \[\] / seeds \[1, 2\]"):
+        refuse_shrinking(get_config("cpu", seeds=(0,)), project_path("results"))
