@@ -9,7 +9,6 @@ losses, a SHA-256 of the weights and the environment fingerprint.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from transformers import TrainerCallback
 from scd import environment
 from scd.config import get_config
 from scd.io import project_path, read_json, write_json
+from scd.launch import fingerprint
 
 
 class StopAt(TrainerCallback):
@@ -31,14 +31,6 @@ class StopAt(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         control.should_training_stop = state.global_step >= self.steps
         return control
-
-
-def weights_sha(model) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
@@ -57,7 +49,7 @@ def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])
-    return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"], "weights_sha256": weights_sha(model),
+    return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"], "weights_sha256": fingerprint(model)["sha256"],
             "wall_s": time.time() - start}
 
 

@@ -6,10 +6,10 @@ import ast
 import json
 import os
 import sys
-from pathlib import Path
 
 from scd import ranks
 from scd.config import get_config
+from scd.io import user_path
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -31,7 +31,7 @@ def absolute_env() -> None:
     the notebook kernels and processes started from here."""
     for name in ("SCD_DATA_DIR", "SCD_RUNS_DIR"):
         if os.environ.get(name):
-            os.environ[name] = str(Path(os.environ[name]).expanduser().resolve())
+            os.environ[name] = str(user_path(os.environ[name]))
 
 
 def _config(args):

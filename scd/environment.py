@@ -16,18 +16,16 @@ ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")
 
 def cpu_model() -> tuple[str, list[str]]:
     """The CPU's model name and the vector-instruction flags that change kernel choice."""
-    name, flags = platform.processor() or platform.machine(), []
     try:
         text = open("/proc/cpuinfo", encoding="utf-8").read()
     except OSError:
-        return name, flags
-    for line in text.splitlines():
+        return platform.processor() or platform.machine(), []
+    fields = {}
+    for line in text.splitlines():  # the first CPU's lines; all CPUs of a machine agree
         key, _, value = line.partition(":")
-        if key.strip() == "model name" and name in ("", platform.machine(), platform.processor()):
-            name = value.strip()
-        if key.strip() == "flags" and not flags:
-            flags = [f for f in ISA_FLAGS if f in value.split()]
-    return name, flags
+        fields.setdefault(key.strip(), value.strip())
+    flags = fields.get("flags", "").split()
+    return fields.get("model name", platform.machine()), [f for f in ISA_FLAGS if f in flags]
 
 
 def threads_wanted(local_world_size: int = 1) -> int:

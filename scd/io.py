@@ -24,6 +24,11 @@ def project_path(name: str) -> Path:
     return root / name if (root / "pyproject.toml").is_file() else Path(name)
 
 
+def user_path(path: str | os.PathLike) -> Path:
+    """A path as the user meant it: ``~`` expanded, relative to the folder the command ran in."""
+    return Path(path).expanduser().resolve()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write to a temp file in the same folder, fsync, then rename over the target."""
     path = Path(path)

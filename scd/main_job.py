@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from scd.config import Config, get_config
-from scd.io import project_path, write_json
-from scd.notebook import user_path
+from scd.io import project_path, user_path, write_json
 from scd.pipeline import runs_root
 from scd.reproduce import NotebookFailed, run_all, run_notebooks
 from scd.reproduction import write_report

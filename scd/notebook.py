@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib
 
 from scd.config import Config, as_tuple, get_config
-from scd.io import project_path
+from scd.io import project_path, user_path
 from scd.methods import parse_method
 
 
@@ -42,8 +42,3 @@ def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_di
     if figures:
         figures.mkdir(parents=True, exist_ok=True)
     return cfg, results, figures
-
-
-def user_path(path: str | os.PathLike) -> Path:
-    """A path as the user meant it: ``~`` expanded, relative to the folder the command ran in."""
-    return Path(path).expanduser().resolve()

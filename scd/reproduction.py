@@ -79,11 +79,10 @@ def verdict(cells: pd.DataFrame) -> str:
         return f"identical: all {len(cells)} cells equal the committed values"
     parts = []
     if not differs.empty:
-        worst = differs.reindex(differs["difference"].abs().sort_values(ascending=False).index)
+        size = differs["difference"].abs()  # NaN for a changed verdict or other text
+        worst = differs.loc[size.sort_values(ascending=False).index]
         top = "; ".join(f"{r.cell} {r.reference} -> {r.new}" for r in worst.head(5).itertuples())
-        parts.append(f"{len(differs)} of {len(cells)} cells differ, max |difference| "
-                     f"{np.nanmax(np.abs(differs['difference'].to_numpy(float))) if differs['difference'].notna().any() else float('nan'):.3g}"
-                     f" (largest: {top})")
+        parts.append(f"{len(differs)} of {len(cells)} cells differ, max |difference| {size.max():.3g} (largest: {top})")
     if not missing.empty:
         parts.append(f"{len(missing)} cells present on one side only (e.g. {missing.cell.iloc[0]})")
     return "; ".join(parts)
