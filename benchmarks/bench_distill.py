@@ -28,9 +28,11 @@ from scd.evaluate import generate, gold_losses
 from scd.io import project_path, write_table
 from scd.methods import parse_method
 from scd.models import answer_logits, load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage, task_splits, threads
+from scd.pipeline import base_model_stage, sft_stage, task_splits
+from scd.store import threads
 from scd.run_distill import cache_stage
-from scd.sft import AnswerOnlyTrainer, training_args
+from scd.sft import AnswerOnlyTrainer
+from scd.training import training_args
 
 
 class Meter(TrainerCallback):
@@ -74,7 +76,7 @@ def gkd_trainer(student, teacher, tok, records, cfg, out, steps, meter):
     data = Dataset.from_list([{"messages": [{"role": "user", "content": r["prompt"]},
                                             {"role": "assistant", "content": r["answer"]}]} for r in records])
     if tok.chat_template is None:  # our tiny tokenizer has none: prompt then answer, as in our SFT
-        tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}"
+        tok.chat_template = ("{% for m in messages %}{% if m.role == 'user' %}{{ m['content'] }}"
                              "{% else %}{% generation %}{{ m['content'] }}{{ eos_token }}{% endgeneration %}"
                              "{% endif %}{% endfor %}")
     args = GKDConfig(output_dir=str(out), max_steps=steps, per_device_train_batch_size=cfg.batch_size, lmbda=0.0,
@@ -114,9 +116,9 @@ def main(argv=None) -> int:
     splits = task_splits(cfg, args.task)
     train = splits["train"]
     items, _ = encode(train, tok, cfg)
-    targets, kl_best, cache_info = cache_stage(cfg, teacher_info, args.task)
-    best = [t["checkpoint"] for t in teacher_info["trajectory"]].index(teacher_info["best"])
-    anchor = dict(zip(*pd.read_csv(Path(student_info["path"]) / "anchor.csv").T.values))
+    targets, _ = cache_stage(cfg, teacher_info, args.task)
+    best = teacher_info.best_index
+    anchor = dict(zip(*pd.read_csv(Path(student_info.path) / "anchor.csv").T.values))
     weights = sample_weights(parse_method("scd_aw"), cfg.alpha, anchor, targets[best])
     tmp = project_path("runs") / "bench"
     collate = PadCollator(tok.pad_token_id)
@@ -132,7 +134,7 @@ def main(argv=None) -> int:
         model=load_model(base), args=targs("cached"), train_dataset=items, data_collator=collate, callbacks=[m],
         targets=targets[best], weights=weights, divergence=cfg.divergence, top_k=cfg.top_k), items, args.steps,
         cfg.batch_size))
-    teacher_model = load_model(teacher_info["best_path"]).eval()
+    teacher_model = load_model(teacher_info.best_path).eval()
     rows.append(timed_train("SCD+AW online", lambda m: DistillTrainer(
         model=load_model(base), args=targs("online"), train_dataset=items, data_collator=collate, callbacks=[m],
         teacher=teacher_model, weights=weights, divergence=cfg.divergence, top_k=cfg.top_k), items, args.steps,
@@ -183,13 +185,13 @@ def main(argv=None) -> int:
     # deployment: teacher vs student inference on the same prompts
     prompts = splits["test"][:32]
     deploy = []
-    for name, path in (("teacher", teacher_info["best_path"]), ("student (SCD+AW init)", base)):
+    for name, path in (("teacher", teacher_info.best_path), ("student (SCD+AW init)", base)):
         model = load_model(path).eval()
         for b in (1, 16):
             deploy.append({"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
                           | inference(model, tok, prompts, cfg, b, 16))
     deploy_tab = pd.DataFrame(deploy)
-    quality = {"teacher test": teacher_info["test"]["primary"], "student SFT test": student_info["test"]["primary"]}
+    quality = {"teacher test": teacher_info.test.primary, "student SFT test": student_info.test.primary}
 
     out = Path(args.out)
     machine = f"{os.cpu_count()} CPU cores, torch {torch.__version__}" + (

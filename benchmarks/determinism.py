@@ -35,13 +35,13 @@ class StopAt(TrainerCallback):
 
 def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
     from scd.data import corpus_texts
-    from scd.models import build_scratch_model
+    from scd.models import build_scratch_model, load_tokenizer
     from scd.pipeline import tokenizer_stage
     from scd.pretrain import pretrain, token_stream
 
     torch.set_num_threads(threads)
     os.environ["SCD_RUNS_DIR"] = str(tok_runs)
-    tok, _, _ = tokenizer_stage(cfg)
+    tok = load_tokenizer(tokenizer_stage(cfg)[0])
     spec = getattr(cfg, role)
     with tempfile.TemporaryDirectory() as tmp:
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)

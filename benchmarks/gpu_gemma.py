@@ -26,7 +26,7 @@ import transformers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scd.cli import parse_overrides  # noqa: E402
 from scd.config import get_config  # noqa: E402
-from scd.io import project_path, read_json, write_json  # noqa: E402
+from scd.io import project_path, write_json  # noqa: E402
 from scd.pipeline import base_model_stage, sft_stage  # noqa: E402
 from scd.run_distill import distill_stage  # noqa: E402
 
@@ -79,22 +79,22 @@ def main(argv=None) -> int:
 
     roles = ("teacher",) if args.teacher_only else ("teacher", "student")
     for role in roles:
-        path, _ = timed(f"base {role}", lambda: base_model_stage(cfg, role))
-        record[f"base_{role}"] = {k: v for k, v in read_json(path.parent / "done.json").items()
-                                  if k in ("params", "kept_layers", "window_loss", "final_loss", "wall_s")}
+        _, base = timed(f"base {role}", lambda: base_model_stage(cfg, role))
+        record[f"base_{role}"] = {"params": base.params, "wall_s": base.wall_s} | {
+            k: v for k, v in base.details.items() if k in ("kept_layers", "window_loss", "final_loss")}
     for role in roles:
         info = timed(f"{role} SFT", lambda: sft_stage(cfg, role, args.task, args.seed))
-        best = next(t for t in info["trajectory"] if t["checkpoint"] == info["best"])
-        record[f"{role}_sft"] = {"dev_primary": best["dev"]["primary"], "test_primary": info["test"]["primary"],
-                                 "dev_trajectory": [t["dev"]["primary"] for t in info["trajectory"]],
-                                 "train_s": info["train_s"], "n": info["n"]}
+        best = next(t for t in info.trajectory if t.checkpoint == info.best)
+        record[f"{role}_sft"] = {"dev_primary": best.dev.primary, "test_primary": info.test.primary,
+                                 "dev_trajectory": [t.dev.primary for t in info.trajectory],
+                                 "train_s": info.train_s, "n": info.n}
     for method in [] if args.teacher_only else args.methods.split(","):
         if time.time() - start > args.budget_s:
             record["skipped"].append(method)
             continue
         info = timed(f"distill {method}", lambda: distill_stage(cfg, method, args.task, args.seed))
-        record[method] = {"test_primary": info["test"]["primary"], "best": info["best"], "train_s": info["train_s"],
-                          "select_s": info["select_s"], "checkpoints": [s["checkpoint"] for s in info["stages"]]}
+        record[method] = {"test_primary": info.test.primary, "best": info.best, "train_s": info.train_s,
+                          "select_s": info.select_s, "checkpoints": [s.checkpoint for s in info.stages]}
     record["total_s"] = round(time.time() - start, 1)
     write_json(out, record)
     print(f"{out}: teacher dev {record['teacher_sft']['dev_primary']:.3f} (cpu profile's teacher: "

@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from scd.analysis import paired_difference
-from scd.config import Config
-from scd.io import write_csv
 from scd.results import results_dir
-from scd.run_distill import distill_stage
 
-VARIANTS: dict[str, dict] = {
-    "default": {},
-    "selection: KL(best||c) only": {"selection_terms": "best"},
-    "selection: KL(student||c) only": {"selection_terms": "student"},
-    "N = 2 checkpoints": {"n_checkpoints": 2},
-    "N = 4 checkpoints": {"n_checkpoints": 4},
-    "T = 2 epochs per stage": {"stage_epochs": 2},
-    "KD: reverse KL": {"divergence": "reverse_kl"},
-    "KD: skew forward KL (α=0.1)": {"divergence": "skew_forward_kl"},
-    "KD: generalized JSD (β=0.5)": {"divergence": "jsd"},
-}
+if TYPE_CHECKING:
+    from scd.config import Config
+
+
+def variants(cfg: Config) -> dict[str, dict]:
+    """Variant label -> config overrides; labels name the values the run uses (from the config)."""
+    return {
+        "default": {},
+        "selection: KL(best||c) only": {"selection_terms": "best"},
+        "selection: KL(student||c) only": {"selection_terms": "student"},
+        "N = 2 checkpoints": {"n_checkpoints": 2},
+        "N = 4 checkpoints": {"n_checkpoints": 4},
+        "T = 2 epochs per stage": {"stage_epochs": 2},
+        "KD: reverse KL": {"divergence": "reverse_kl"},
+        f"KD: skew forward KL (α={cfg.skew_alpha:g})": {"divergence": "skew_forward_kl"},
+        f"KD: generalized JSD (β={cfg.jsd_beta:g})": {"divergence": "jsd"},
+    }
 
 
 def samples_path(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> Path:
@@ -39,48 +43,25 @@ def samples_path(cfg: Config, root, variant: str, method: str, task: str, seed: 
     return results_dir(cfg, root) / "ablation_samples" / task / f"{method}-{slug}_seed{seed}.csv"
 
 
-def run_ablations(cfg: Config, tasks, methods=("scd_aw",), variants=VARIANTS, root="results",
-                  log=print) -> pd.DataFrame:
-    rows = []
-    for name, overrides in variants.items():
-        vcfg = cfg.replace(**overrides)
-        for task in tasks:
-            for seed in cfg.seeds:
-                for method in methods:
-                    info = distill_stage(vcfg, method, task, seed)
-                    write_csv(samples_path(cfg, root, name, method, task, seed),
-                              pd.read_csv(Path(info["path"]) / "test.csv", dtype={"id": str}))
-                    rows.append({"variant": name, "method": method, "task": task, "seed": seed,
-                                 "primary": info["test"]["primary"], "dev_best": max(s["dev"]["primary"] for s in info["stages"]),
-                                 "train_s": info["train_s"], "select_s": info["select_s"],
-                                 "checkpoints": " ".join(s["checkpoint"] for s in info["stages"])})
-                    log(f"{name:32s} {method} {task} seed {seed}: test {rows[-1]['primary']:.3f}")
-    return pd.DataFrame(rows)
-
-
-def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFrame:
-    """Compute-or-load the ablation table for ``tasks`` (and the config's seeds). An existing table
-    that lacks some of them is an error, never overwritten by a smaller one."""
+def load(cfg: Config, tasks, root="results") -> pd.DataFrame:
+    """The ablation table for ``tasks`` and the config's seeds; one that lacks some of them is an
+    error that says how to compute them."""
     path = results_dir(cfg, root) / "ablations.csv"
-    if path.is_file():
-        table = pd.read_csv(path)
-        want = {(v, t, s) for v in VARIANTS for t in tasks for s in cfg.seeds}
-        missing = want - set(zip(table["variant"], table["task"], table["seed"]))
-        if missing:
-            raise FileNotFoundError(
-                f"{path} has no ablation runs for {sorted({(t, s) for _, t, s in missing})} (task, seed): run "
-                "`python -m scd reproduce` with those seeds, or give an empty results_dir to compute them there")
-        return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
-    table = run_ablations(cfg, tasks, root=root, log=log)
-    write_csv(path, table)
-    return table
+    table = pd.read_csv(path) if path.is_file() else None
+    want = {(v, t, s) for v in variants(cfg) for t in tasks for s in cfg.seeds}
+    missing = want - (set(zip(table["variant"], table["task"], table["seed"])) if table is not None else set())
+    if missing:
+        raise FileNotFoundError(
+            f"{path} has no ablation runs for {sorted({(t, s) for _, t, s in missing})} (task, seed): run "
+            "`python -m scd reproduce` with those seeds, or give an empty results_dir to compute them there")
+    return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
 
 
-def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean test score per variant (rows, in VARIANTS order) and task, plus their mean."""
+def summary(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
+    """Mean test score per variant (rows, in ``variants`` order) and task, plus their mean."""
     wide = table.pivot_table(index="variant", columns="task", values="primary", aggfunc="mean")
     wide["mean"] = wide.mean(axis=1)
-    return wide.loc[[v for v in VARIANTS if v in wide.index]]
+    return wide.loc[[v for v in variants(cfg) if v in wide.index]]
 
 
 def seed_list(cfg: Config) -> str:
@@ -98,7 +79,7 @@ def variant_effects(cfg: Config, tasks, method: str = "scd_aw", root="results", 
     rows = []
     for task in tasks:
         base = np.stack([_credit(cfg, root, "default", method, task, s) for s in cfg.seeds])
-        for name in VARIANTS:
+        for name in variants(cfg):
             if name == "default":
                 continue
             scores = np.stack([_credit(cfg, root, name, method, task, s) for s in cfg.seeds])

@@ -17,25 +17,11 @@ from tqdm.auto import tqdm
 
 from scd.encoding import PadCollator, encode
 from scd.io import atomic_write_bytes
-from scd.models import answer_logits, model_inputs, per_sample_mean
+from scd.models import teacher_topk
 
 
 class CacheMismatch(ValueError):
     """A cache built from another checkpoint, tokenizer, k or data than the run asks for."""
-
-
-def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(top-k ids, top-k log-probs at ``temperature``, per-sample gold NLL at T=1) for a batch.
-
-    Rows follow the flattened answer positions of the batch, the order the student sees.
-    """
-    with torch.no_grad():
-        logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
-        logits = logits.float()
-        logp = torch.log_softmax(logits / temperature, dim=-1)
-        top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
-        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return top_ids.cpu(), top_logp.cpu(), per_sample_mean(nll, mask).cpu()
 
 
 @dataclass

@@ -45,9 +45,10 @@ def _config(args):
     return get_config(args.profile, **overrides)
 
 
-def _print_run(info: dict) -> None:
+def _print_run(record) -> None:
     if ranks.is_main():  # once, not once per process
-        print(json.dumps({k: info[k] for k in ("path", "best", "test", "train_s")}, indent=2, default=str))
+        print(json.dumps({"path": record.path, "best": record.best, "test": record.test.to_json(),
+                          "train_s": record.train_s}, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run_all(_config(args), args.out)
     elif args.command in ("reproduce", "notebooks"):
-        from scd.main_job import main_job, render_committed
+        from scd.reproduce import main_job, render_committed
 
         absolute_env()
         if args.command == "notebooks":

@@ -1,6 +1,10 @@
 """One frozen config per run, selected by profile name; unknown keys and bad values fail loudly.
 
-Profiles differ in numbers and model builders only, never in code paths.
+Profiles differ in numbers and model builders only, never in code paths. Every field says which
+stage keys it enters (``key=``; see ``scd.store``): a field cannot be added without deciding
+which computed stages it changes, so none is reused silently after a change. ``role=`` marks a
+field that only the teacher's (or the student's) stages read. Imports nothing heavy: reading
+or validating a config needs neither torch nor the data.
 """
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import ast
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from scd.data import TASKS
-from scd.divergences import DIVERGENCES
+from scd.methods import DIVERGENCES
+from scd.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -31,53 +35,72 @@ class ModelSpec:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+STAGES = ("tokenizer", "base", "sft", "cache", "distill")
+
+
+def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, **kw):
+    """A config field; ``key``: the stages whose identity it is part of (``()``: none, with the
+    reason in ``help``)."""
+    assert set(key) <= set(STAGES) and role in (None, "teacher", "student"), (key, role)
+    return field(default=default, metadata={"help": help, "key": key, "role": role, **kw})
 
 
 @dataclass(frozen=True)
 class Config:
-    profile: str = _f("cpu", "profile name the defaults came from")
-    tasks: tuple[str, ...] = _f(tuple(TASKS), "benchmark tasks to run")
-    seeds: tuple[int, ...] = _f((0,), "run seeds (training order, init of SFT heads); data splits never vary")
-    model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids")
-    teacher: ModelSpec | None = _f(None, "teacher architecture (scratch)")
-    student: ModelSpec | None = _f(None, "student architecture (scratch)")
-    teacher_id: str = _f("", "hub id or local path of the teacher (hub)")
-    student_id: str = _f("", "hub id or local path of the student (hub)")
-    corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all")
-    vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", lo=256)
-    max_piece_length: int = _f(3, "longest BPE piece; short pieces let tiny models read Japanese", lo=1)
-    pretrain_window: int = _f(256, "tokens per base-LM pretraining (and student healing) window", lo=16)
-    prune_fraction: float = _f(0.5, "gemma: share of the teacher's layers the student keeps (evenly spaced)", lo=0.01, hi=1.0)
-    heal_steps: int = _f(0, "gemma: continued-pretraining steps that heal the pruned student", lo=0)
-    heal_batch: int = _f(8, "gemma: windows per healing step", lo=1)
-    heal_lr: float = _f(1e-4, "gemma: healing peak learning rate", lo=0.0)
-    base_seed: int = _f(1234, "seed of tokenizer/base-LM pretraining, shared by all tasks and seeds")
-    max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)", lo=32)
-    max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)")
-    max_eval: int | None = _f(None, "cap on dev/test items (label-stratified sample, counted); None = all")
-    batch_size: int = _f(8, "per-device train batch", lo=1)
-    eval_batch_size: int = _f(32, "generation batch", lo=1)
-    teacher_lr: float = _f(1e-3, "teacher SFT peak learning rate", lo=0.0)
-    student_lr: float = _f(1e-3, "student SFT peak learning rate", lo=0.0)
-    distill_lr: float = _f(1e-3, "distillation peak learning rate (shared by all methods)", lo=0.0)
-    teacher_epochs: int = _f(3, "teacher SFT epochs", lo=1)
-    student_epochs: int = _f(3, "student SFT epochs", lo=1)
-    n_checkpoints: int = _f(3, "N: teacher checkpoints kept, evenly spaced over its SFT", lo=1, hi=64)
-    stage_epochs: int = _f(2, "T: epochs per distillation stage (paper: 2)", lo=1, hi=100)
-    warmup_ratio: float = _f(0.1, "cosine schedule warm-up share", lo=0.0, hi=1.0)
-    weight_decay: float = _f(0.0, "AdamW weight decay", lo=0.0)
-    max_grad_norm: float = _f(1.0, "gradient clipping", lo=0.0)
-    max_new_tokens: int = _f(64, "generation cap for NER lists (choice/yes-no need 2)", lo=1)
-    top_k: int = _f(32, "teacher top-k kept in the target cache", lo=1)
-    divergence: str = _f("forward_kl", "KD divergence (see scd.divergences)")
-    temperature: float = _f(1.0, "KD temperature", lo=1e-3)
-    alpha: float = _f(0.5, "fixed weighting: w = alpha on KD, 1-alpha on gold CE", lo=0.0, hi=1.0)
-    selection_terms: str = _f("both", "SCD criterion terms: both | best (KL(p_best||p_c) only) | student (KL(p_student||p_c) only)")
-    probe_size: int = _f(64, "SCD selection probe: first n train items (stable order)", lo=1)
-    bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)")
-    gradient_checkpointing: bool = _f(False, "trade compute for memory (large models)")
+    profile: str = _f("cpu", "profile name the defaults came from (runs/<profile>/ holds its stages)", key=())
+    tasks: tuple[str, ...] = _f(tuple(TASKS), "benchmark tasks to run (each stage names its task)", key=())
+    seeds: tuple[int, ...] = _f((0,), "run seeds (training order, init of SFT heads); data splits never vary; "
+                                "each stage names its seed", key=())
+    model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids; gemma", key=("base",))
+    teacher: ModelSpec | None = _f(None, "teacher architecture (scratch)", key=("base",), role="teacher")
+    student: ModelSpec | None = _f(None, "student architecture (scratch)", key=("base",), role="student")
+    teacher_id: str = _f("", "hub id or local path of the teacher (hub)", key=("base",), role="teacher")
+    student_id: str = _f("", "hub id or local path of the student (hub)", key=("base",), role="student")
+    corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all",
+                                              key=("tokenizer", "base"))
+    vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", key=("tokenizer",), lo=256)
+    max_piece_length: int = _f(3, "longest BPE piece; short pieces let tiny models read Japanese",
+                               key=("tokenizer",), lo=1)
+    pretrain_window: int = _f(256, "tokens per base-LM pretraining (and student healing) window", key=("base",), lo=16)
+    prune_fraction: float = _f(0.5, "gemma: share of the teacher's layers the student keeps (evenly spaced)",
+                               key=("base",), role="student", lo=0.01, hi=1.0)
+    heal_steps: int = _f(0, "gemma: continued-pretraining steps that heal the pruned student", key=("base",),
+                         role="student", lo=0)
+    heal_batch: int = _f(8, "gemma: windows per healing step", key=("base",), role="student", lo=1)
+    heal_lr: float = _f(1e-4, "gemma: healing peak learning rate", key=("base",), role="student", lo=0.0)
+    base_seed: int = _f(1234, "seed of tokenizer/base-LM pretraining, shared by all tasks and seeds",
+                        key=("tokenizer", "base"))
+    max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)",
+                         key=("sft", "cache"), lo=32)
+    max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)", key=("sft",))
+    max_eval: int | None = _f(None, "cap on dev/test items (label-stratified sample, counted); None = all",
+                              key=("sft",))
+    batch_size: int = _f(8, "global train batch (all processes)", key=("sft",), lo=1)
+    eval_batch_size: int = _f(32, "generation batch", key=("sft", "cache"), lo=1)
+    teacher_lr: float = _f(1e-3, "teacher SFT peak learning rate", key=("sft",), role="teacher", lo=0.0)
+    student_lr: float = _f(1e-3, "student SFT peak learning rate", key=("sft",), role="student", lo=0.0)
+    distill_lr: float = _f(1e-3, "distillation peak learning rate (shared by all methods)", key=("distill",), lo=0.0)
+    teacher_epochs: int = _f(3, "teacher SFT epochs", key=("sft",), role="teacher", lo=1)
+    student_epochs: int = _f(3, "student SFT epochs", key=("sft",), role="student", lo=1)
+    n_checkpoints: int = _f(3, "N: teacher checkpoints kept, evenly spaced over its SFT", key=("sft",), lo=1, hi=64)
+    stage_epochs: int = _f(2, "T: epochs per distillation stage (paper: 2)", key=("distill",), lo=1, hi=100)
+    warmup_ratio: float = _f(0.1, "cosine schedule warm-up share", key=("base", "sft"), lo=0.0, hi=1.0)
+    weight_decay: float = _f(0.0, "AdamW weight decay", key=("base", "sft"), lo=0.0)
+    max_grad_norm: float = _f(1.0, "gradient clipping", key=("base", "sft"), lo=0.0)
+    max_new_tokens: int = _f(64, "generation cap for NER lists (choice/yes-no need 2)", key=("sft", "cache"), lo=1)
+    top_k: int = _f(32, "teacher top-k kept in the target cache", key=("cache",), lo=1)
+    divergence: str = _f("forward_kl", "KD divergence (see scd.methods.DIVERGENCES)", key=("distill",))
+    skew_alpha: float = _f(0.1, "skew KL divergences: the student's share of the mixture", key=("distill",),
+                           lo=0.0, hi=1.0)
+    jsd_beta: float = _f(0.5, "generalized JSD: the mixture weight", key=("distill",), lo=0.0, hi=1.0)
+    temperature: float = _f(1.0, "KD temperature", key=("cache",), lo=1e-3)
+    alpha: float = _f(0.5, "fixed weighting: w = alpha on KD, 1-alpha on gold CE", key=("distill",), lo=0.0, hi=1.0)
+    selection_terms: str = _f("both", "SCD criterion terms: both | best (KL(p_best||p_c) only) | student "
+                              "(KL(p_student||p_c) only)", key=("distill",))
+    probe_size: int = _f(64, "SCD selection probe: first n train items (stable order)", key=("cache",), lo=1)
+    bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)", key=("base", "sft", "cache"))
+    gradient_checkpointing: bool = _f(False, "trade compute for memory (large models); the same numbers either way",
+                                      key=())
 
     def __post_init__(self):
         for f in fields(self):
@@ -107,6 +130,15 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def key_fields(self, stage: str, role: str | None = None) -> dict:
+        """The fields that enter ``stage``'s key (those of the other role left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if stage in f.metadata["key"] and f.metadata["role"] in (None, role)}
+
+    def divergence_params(self) -> dict:
+        """Keyword arguments of the KD divergence, from the fields that set them."""
+        return {kw: getattr(self, name) for kw, name in DIVERGENCES[self.divergence].items()}
 
 
 def make_config(base: Config, **overrides) -> Config:

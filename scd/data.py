@@ -15,58 +15,17 @@ import io
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scd.datafiles import DataError, data_dir, data_file
 from scd.metrics import serialize_entities
+from scd.tasks import LETTERS, TASKS, Task, get_task
 
 DATA_SEED = 20260115
 DEV_FRACTION = 0.2
 DEV_MAX = 100
-LETTERS = "ABCDEF"
-
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    kind: str  # "choice" | "ner" | "yesno": how answers are parsed and scored
-    lang: str
-    test_file: str
-    pool_files: tuple[str, ...]
-    pool_tags: frozenset[str] | None = None
-    n_options: int = 0
-    kappa_weights: str | None = None
-
-
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in [
-        Task("jmmlu_med", "choice", "ja", "jmed-llm/datasets/jmmlu_med.csv",
-             ("jmed-llm/datasets/all/JMMLU-Med.csv",), n_options=4),
-        Task("crade", "choice", "ja", "jmed-llm/datasets/crade.csv",
-             ("jmed-llm/datasets/all/CRADE.csv",), n_options=4, kappa_weights="linear"),
-        Task("rrtnm", "choice", "ja", "jmed-llm/datasets/rrtnm.csv",
-             ("jmed-llm/datasets/all/RRTNM.csv",), n_options=5),
-        Task("smdis", "choice", "ja", "jmed-llm/datasets/smdis.csv",
-             ("jmed-llm/datasets/all/SMDIS.csv",), n_options=2),
-        Task("nrner", "ner", "ja", "jmed-llm/datasets/nrner.csv", ("jmed-llm/datasets/all/NRNER.csv",)),
-        Task("mrner_disease", "ner", "ja", "jmed-llm/datasets/mrner_disease.csv",
-             ("jmed-llm/datasets/all/CRNER.csv", "jmed-llm/datasets/all/RRNER.csv"), frozenset({"d"})),
-        Task("mrner_medicine", "ner", "ja", "jmed-llm/datasets/mrner_medicine.csv",
-             ("jmed-llm/datasets/all/CRNER.csv",), frozenset({"m-key", "m-val"})),
-        Task("pubmedqa", "yesno", "en", "pubmedqa/data/test_ground_truth.json",
-             ("pubmedqa/data/ori_pqal.json",)),
-    ]
-}
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[name]
 
 
 # ---------------------------------------------------------------- prompts
@@ -221,6 +180,20 @@ def load_task(name: str, root=None, max_train: int | None = None, seed: int = DA
             r.update(task=name, split=split, lang=task.lang, kind=task.kind)
     check_disjoint(splits)
     splits["stats"] = dict(stats)  # type: ignore[assignment]
+    return splits
+
+
+def load_splits(name: str, root=None, max_train: int | None = None, max_eval: int | None = None) -> dict:
+    """The task's splits as a run uses them: ``max_train`` applied, and ``max_eval`` as a
+    label-stratified sample of dev and test (the test files are sorted by label, so their first
+    items would all share one answer), counted in ``stats``."""
+    splits = load_task(name, root, max_train=max_train)
+    for split in ("dev", "test"):
+        records = splits[split]
+        if max_eval and len(records) > max_eval:
+            keep = stratified_take([r["label"] for r in records], max_eval, DATA_SEED + 2)
+            splits[split] = [records[i] for i in keep]
+            splits["stats"][f"{split}_not_used"] = len(records) - max_eval
     return splits
 
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import torch
 
-from scd.cache import TeacherTargets, teacher_topk
-from scd.divergences import bucketize, forward_kl, get_divergence, teacher_buckets
+from typing import TYPE_CHECKING
+
+from scd.divergences import answer_divergence, bucketize, forward_kl, get_divergence, teacher_buckets
 from scd.encoding import PadCollator, encode
 from scd.methods import Method
-from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
-from scd.sft import MeanLossTrainer, check_finite
+from scd.models import answer_logits, device_of, model_inputs, per_sample_mean, teacher_topk
+from scd.training import MeanLossTrainer, check_finite
+
+if TYPE_CHECKING:
+    from scd.cache import TeacherTargets
 
 
 
@@ -97,7 +101,8 @@ class DistillTrainer(MeanLossTrainer):
         if (targets is None) == (teacher is None):
             raise ValueError("give exactly one of targets (cached) or teacher (online)")
         self.targets, self.teacher, self.weights = targets, teacher, weights
-        self.divergence, self.div_params = get_divergence(divergence), divergence_params or {}
+        get_divergence(divergence)  # fails early, naming the valid ones
+        self.divergence, self.div_params = divergence, divergence_params or {}
         self.temperature, self.top_k = temperature, top_k
         self._parts: dict[str, list[torch.Tensor]] = {"kd": [], "ce": [], "w_mean": []}
 
@@ -115,10 +120,9 @@ class DistillTrainer(MeanLossTrainer):
             raise ValueError(f"teacher targets have {top_ids.shape[0]} answer positions, the batch has "
                              f"{logits.shape[0]} (samples {sample_ids[:3]}): cache built with another max_length?")
         dev = logits.device
-        kd_tok = self.divergence(teacher_buckets(top_logp.to(dev)), bucketize(logits.float(), top_ids.to(dev),
-                                                                             self.temperature), **self.div_params)
-        ce_tok = torch.nn.functional.cross_entropy(logits.float(), gold, reduction="none")
-        kd, ce = per_sample_mean(kd_tok, mask), per_sample_mean(ce_tok, mask)
+        kd = answer_divergence(self.divergence, logits.float(), top_ids.to(dev), top_logp.to(dev), mask,
+                               self.temperature, **self.div_params)
+        ce = per_sample_mean(torch.nn.functional.cross_entropy(logits.float(), gold, reduction="none"), mask)
         w = torch.tensor([self.weights[s] for s in sample_ids], device=dev, dtype=kd.dtype)
         loss = (w * kd + (1 - w) * ce).mean()
         check_finite(loss, self.state.global_step, sample_ids)

@@ -32,7 +32,7 @@ from torch import Tensor
 __all__ = [
     "bucketize", "teacher_buckets", "forward_kl", "reverse_kl", "skew_forward_kl",
     "skew_reverse_kl", "jsd", "total_variation", "DIVERGENCES", "get_divergence",
-    "per_sample_divergence",
+    "answer_divergence",
 ]
 
 
@@ -158,28 +158,16 @@ def get_divergence(name: str) -> Callable[..., Tensor]:
         ) from None
 
 
-def per_sample_divergence(
-    name: str,
-    student_logits: Tensor,
-    topk_ids: Tensor,
-    topk_logp: Tensor,
-    mask: Tensor,
-    temperature: float = 1.0,
-    **params,
-) -> Tensor:
-    """Mean token-level divergence over each sample's answer positions -> ``[B]``.
+def answer_divergence(name: str, logits: Tensor, topk_ids: Tensor, topk_logp: Tensor, mask: Tensor,
+                      temperature: float = 1.0, **params) -> Tensor:
+    """Mean divergence over each sample's answer positions -> ``[B]``: the KD term of the
+    training loss (``scd.distill.DistillTrainer``).
 
-    Only positions with mask = 1 are gathered and evaluated, so padding contents (even NaN)
-    never reach the value or the gradient, and no work is spent on them.  A sample with no
-    answer positions gets 0 (so a batch mean stays finite; it carries no gradient).
+    ``logits``, ``topk_ids`` and ``topk_logp`` hold one row per answer position, in the row-major
+    order of ``mask`` [B, L] (what ``scd.models.answer_logits`` returns), so padding never
+    reaches the value or the gradient. A sample with no answer positions gets 0.
     """
-    fn = get_divergence(name)
-    mask = mask.bool()
-    if mask.shape != student_logits.shape[:-1]:
-        raise ValueError(f"mask shape {tuple(mask.shape)} != logits leading dims "
-                         f"{tuple(student_logits.shape[:-1])}")
-    s = bucketize(student_logits[mask], topk_ids[mask], temperature)
-    d = fn(teacher_buckets(topk_logp[mask]), s, **params)  # [N]
+    d = get_divergence(name)(teacher_buckets(topk_logp), bucketize(logits, topk_ids, temperature), **params)
     rows = mask.nonzero(as_tuple=True)[0]
     total = d.new_zeros(mask.shape[0]).index_add(0, rows, d)
     return total / mask.sum(-1).clamp_min(1).to(d.dtype)

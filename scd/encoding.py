@@ -4,9 +4,13 @@ Shared by training, the target cache and evaluation, so none of them depends on 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from scd.config import Config
+if TYPE_CHECKING:
+    from scd.config import Config
+
 
 MIN_PROMPT_TOKENS = 8
 

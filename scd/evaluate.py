@@ -5,16 +5,20 @@ analysis; the summary dict feeds the tables.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from scd import metrics
-from scd.config import Config
-from scd.data import get_task
 from scd.encoding import PadCollator, encode, prompt_ids
 from scd.io import quiet
 from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
+from scd.tasks import get_task
+
+if TYPE_CHECKING:
+    from scd.config import Config
 
 
 @torch.no_grad()

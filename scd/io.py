@@ -74,6 +74,11 @@ def write_table(stem: str | os.PathLike, frame: pd.DataFrame, floatfmt: str = ".
     ]
 
 
+def json_form(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples become lists, dataclasses dicts)."""
+    return json.loads(json.dumps(obj, default=_jsonable, ensure_ascii=False))
+
+
 def config_hash(obj: Any, length: int = 12) -> str:
     """Stable short hash of a JSON-able config: the identity of a run folder."""
     blob = json.dumps(obj, sort_keys=True, default=_jsonable, ensure_ascii=True)

@@ -41,8 +41,9 @@ from scd.io import write_json
 from scd.methods import parse_method
 from scd.models import load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.run_distill import best_index, cache_stage, check_shared_vocabulary, read_anchor, stage_plan
-from scd.sft import AnswerOnlyTrainer, training_args
+from scd.run_distill import cache_stage, check_shared_vocabulary, distill_trainer, read_anchor, stage_plan
+from scd.sft import AnswerOnlyTrainer
+from scd.training import training_args
 
 
 def launched(trainer_cls):
@@ -91,9 +92,9 @@ def prepare(cfg, mode: str, role: str, method_name: str, task: str, seed: int) -
     student_sft = sft_stage(cfg, "student", task, seed)
     check_shared_vocabulary(teacher, student_sft)
     base_path, _ = base_model_stage(cfg, "student")
-    targets, kl_best, _ = cache_stage(cfg, teacher, task)
+    targets, cache = cache_stage(cfg, teacher, task)
     return {"base_path": base_path, "teacher": teacher, "anchor": read_anchor(student_sft), "targets": targets,
-            "kl_best": kl_best, "method": parse_method(method_name)}
+            "kl_best": cache.kl_from_best, "method": parse_method(method_name)}
 
 
 def build_trainer(cfg, opts, prep: dict, out_dir: Path):
@@ -116,14 +117,11 @@ def build_trainer(cfg, opts, prep: dict, out_dir: Path):
         return trainer, {"role": opts.role, "lr": lr}
     method, teacher, targets = prep["method"], prep["teacher"], prep["targets"]
     chosen, scores, weights = stage_plan(cfg, method, 0, model, tok, splits["train"], targets, prep["kl_best"],
-                                         best_index(teacher), prep["anchor"])
+                                         teacher.best_index, prep["anchor"])
     lr = opts.lr or cfg.distill_lr
     args = training_args(out_dir, run_cfg, lr, 1, opts.seed * 1000, **common)
-    trainer = launched(DistillTrainer)(
-        model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
-        processing_class=tok, targets=targets[chosen], weights=weights, divergence=cfg.divergence,
-        temperature=cfg.temperature, top_k=cfg.top_k)
-    return trainer, {"method": method.name, "checkpoint": teacher["trajectory"][chosen]["checkpoint"],
+    trainer = distill_trainer(cfg, model, tok, items, targets[chosen], weights, args, launched(DistillTrainer))
+    return trainer, {"method": method.name, "checkpoint": teacher.trajectory[chosen].checkpoint,
                      "candidate_scores": scores, "lr": lr}
 
 

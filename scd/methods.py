@@ -1,6 +1,7 @@
 """The one list of methods: every order, name and label of a model in tables, figures and notebooks
 comes from here. A method is a target policy × a weighting; the two SFT models are the baselines.
-Adding a policy means adding it to ``POLICIES`` (and its selection rule in ``scd.distill``)."""
+Adding a policy means adding it to ``POLICIES`` (and its selection rule in ``scd.distill``);
+adding a KD divergence means adding it to ``DIVERGENCES`` (and its function in ``scd.divergences``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,13 @@ WEIGHTINGS = ("fixed", "aw")
 BASELINES = ("teacher_sft", "student_sft")
 METHODS = tuple(p + ("_aw" if w == "aw" else "") for w in WEIGHTINGS for p in POLICIES)
 MODELS = BASELINES + METHODS  # the order of every table row and figure bar
+
+# KD divergence -> {keyword of its function in scd.divergences: the config field that sets it}
+DIVERGENCES: dict[str, dict[str, str]] = {
+    "forward_kl": {}, "reverse_kl": {}, "tv": {},
+    "skew_forward_kl": {"alpha": "skew_alpha"}, "skew_reverse_kl": {"alpha": "skew_alpha"},
+    "jsd": {"beta": "jsd_beta"},
+}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import warnings
 
 from sklearn.metrics import cohen_kappa_score, f1_score
 
-CHOICE_LETTERS = "ABCDEF"
+from scd.tasks import LETTERS as CHOICE_LETTERS
+
 UNPARSED = "None"
 YES_NO_MAYBE = ("yes", "no", "maybe")
 KINDS = ("choice", "yesno", "ner")

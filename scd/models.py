@@ -10,12 +10,15 @@ import hashlib
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from scd.config import Config, ModelSpec
+if TYPE_CHECKING:
+    from scd.config import Config, ModelSpec
+
 
 SPECIALS = {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "<s>", "unk_token": "<unk>"}
 
@@ -167,3 +170,17 @@ def per_sample_mean(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     rows = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(mask)[mask]
     sums = torch.zeros(mask.shape[0], dtype=token_nll.dtype, device=token_nll.device).index_add_(0, rows, token_nll)
     return sums / mask.sum(1).clamp(min=1)
+
+
+def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(top-k ids, top-k log-probs at ``temperature``, per-sample gold NLL at T=1) for a batch.
+
+    Rows follow the flattened answer positions of the batch, the order the student sees.
+    """
+    with torch.no_grad():
+        logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
+        logits = logits.float()
+        logp = torch.log_softmax(logits / temperature, dim=-1)
+        top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
+        nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    return top_ids.cpu(), top_logp.cpu(), per_sample_mean(nll, mask).cpu()

@@ -6,12 +6,16 @@ gap the paper's question needs. Shared by every task and seed, so it runs once a
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from scd.config import Config
 from scd.models import device_of
-from scd.sft import MeanLossTrainer, check_finite, last_checkpoint, training_args
+from scd.training import MeanLossTrainer, check_finite, last_checkpoint, training_args
+
+if TYPE_CHECKING:
+    from scd.config import Config
 
 
 class WindowDataset(torch.utils.data.Dataset):

@@ -7,14 +7,17 @@ with like. So a table exists in exactly one place in the code.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from scd import ablations, analysis, tables
-from scd.config import Config
 from scd.io import write_table
 from scd.methods import MODELS
 from scd.results import load_runs, load_samples, results_dir
+
+if TYPE_CHECKING:
+    from scd.config import Config
 
 
 def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
@@ -70,7 +73,7 @@ def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
         paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
     paths += write_table(out / "efficiency", efficiency(load_runs(cfg, root)))
     if ablation_tasks:
-        abl = ablations.ensure_ablations(cfg, ablation_tasks, root)
-        paths += write_table(out / "ablations_summary", ablations.summary(abl).reset_index())
+        abl = ablations.load(cfg, ablation_tasks, root)
+        paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())
         paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, root=root))
     return paths

@@ -1,28 +1,34 @@
-"""The main job: every stage for every task and seed of a profile, the results tables, then the
-notebooks rendered from them.
+"""The main job (``make reproduce``): every stage for every task and seed of a profile, the
+CRADE ablations and every table, then the notebooks rendered from them and a reproduction
+report that compares the numbers with the committed ones.
 
 Stages are computed here, in the process the user started, so the terminal shows each stage,
 its progress bar and its result line; the notebooks only read. Each stage is compute-or-load,
-so a rerun after an interruption continues where it stopped.
+so a rerun after an interruption continues where it stopped. By default everything goes to
+``reproduction/<profile>-seeds<S>/`` (ignored by git), so a one-seed run never replaces the
+committed three-seed files; maintainers regenerate those with ``--in-place``.
 """
 from __future__ import annotations
 
-import os
-import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from scd import environment, ranks
-from scd.config import Config
-from scd.io import read_json, write_json
+from scd import ablations, environment, ranks
+from scd.config import Config, get_config
+from scd.io import project_path, user_path, write_csv, write_json
 from scd.methods import METHODS
 from scd.pipeline import base_model_stage, sft_stage
 from scd.products import write_all
+from scd.render import NotebookFailed, run_notebooks
 from scd.report import write_data_summary
+from scd.reproduction import write_report
 from scd.results import export, has_results, results_dir
 from scd.run_distill import distill_stage
+from scd.store import runs_root
+
 
 class Progress:
     """One line per stage with the overall position and an ETA, for the person waiting.
@@ -49,36 +55,49 @@ class Progress:
         self.log(f"[{self.done}/{self.total}] {line} ({took:.0f}s; elapsed {(time.time() - self.start) / 60:.1f} min{eta})")
 
 
-def collect(cfg: Config, methods=METHODS, progress: Progress | None = None) -> pd.DataFrame:
-    """One row per (model, task, seed) with its test metrics and timings."""
+def collect(cfg: Config, methods=METHODS, progress: Progress | None = None) -> tuple[pd.DataFrame, dict]:
+    """One row per (model, task, seed) with its test metrics and timings, and the stage records."""
     progress = progress or Progress(len(cfg.seeds) * len(cfg.tasks) * (2 + len(methods)), log=lambda *_: None)
-    rows = []
+    rows, records = [], {}
     for seed in cfg.seeds:
         for task in cfg.tasks:
-            for role in ("teacher", "student"):
-                t = progress.begin(f"{role} SFT, {task}, seed {seed}")
-                info = sft_stage(cfg, role, task, seed)
-                rows.append(_row(f"{role}_sft", task, seed, info["test"], info["train_s"], info["path"]))
-                progress.end(f"{role} SFT  {task} seed {seed}: test {info['test']['primary']:.3f}", t)
-            for method in methods:
-                t = progress.begin(f"distillation {method}, {task}, seed {seed}")
-                info = distill_stage(cfg, method, task, seed)
-                rows.append(_row(method, task, seed, info["test"], info["train_s"], info["path"],
-                                 select_s=info["select_s"]))
-                progress.end(f"{method} {task} seed {seed}: test {info['test']['primary']:.3f}", t)
-    return pd.DataFrame(rows)
-
-
-def _row(model, task, seed, test, train_s, path, select_s=0.0) -> dict:
-    extra = {k: test[k] for k in ("accuracy", "kappa", "macro_f1", "exact_f1", "partial_f1") if k in test}
-    return {"model": model, "task": task, "seed": seed, "primary": test["primary"], **extra,
-            "n_unparsed": test["n_unparsed"], "gold_loss": test["gold_loss"], "train_s": train_s,
-            "select_s": select_s, "path": path}
+            for model in ("teacher_sft", "student_sft", *methods):
+                what = f"{model.replace('_sft', ' SFT')}, {task}, seed {seed}"
+                t = progress.begin(what)
+                if model.endswith("_sft"):
+                    record, select_s = sft_stage(cfg, model[: -len("_sft")], task, seed), 0.0
+                else:
+                    record = distill_stage(cfg, model, task, seed)
+                    select_s = record.select_s
+                records[(model, task, seed)] = record
+                rows.append({"model": model, "task": task, "seed": seed, "primary": record.test.primary,
+                             **record.test.named(), "n_unparsed": record.test.n_unparsed,
+                             "gold_loss": record.test.gold_loss, "train_s": record.train_s, "select_s": select_s})
+                progress.end(f"{what}: test {record.test.primary:.3f}", t)
+    return pd.DataFrame(rows), records
 
 
 def ablation_tasks(cfg: Config, wanted: str = "crade") -> list[str]:
     """The tasks the ablations run on: ``wanted`` within the profile's tasks, else its first task."""
     return [t for t in wanted.split(",") if t in cfg.tasks] or list(cfg.tasks[:1])
+
+
+def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "scd_aw") -> pd.DataFrame:
+    """Every ablation variant of ``method`` on ``tasks`` and the config's seeds; per-item test
+    rows are kept with the results so that effects can be recomputed from results/ alone."""
+    rows = []
+    for name, overrides in ablations.variants(cfg).items():
+        for task in tasks:
+            for seed in cfg.seeds:
+                record = distill_stage(cfg.replace(**overrides), method, task, seed)
+                write_csv(ablations.samples_path(cfg, root, name, method, task, seed),
+                          pd.read_csv(Path(record.path) / "test.csv", dtype={"id": str}))
+                rows.append({"variant": name, "method": method, "task": task, "seed": seed,
+                             "primary": record.test.primary, "dev_best": max(s.dev.primary for s in record.stages),
+                             "train_s": record.train_s, "select_s": record.select_s,
+                             "checkpoints": " ".join(s.checkpoint for s in record.stages)})
+                log(f"{name:32s} {method} {task} seed {seed}: test {rows[-1]['primary']:.3f}")
+    return pd.DataFrame(rows)
 
 
 def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str | None = None) -> Path:
@@ -90,19 +109,23 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     base = {}
     for role in ("student", "teacher"):
         t = progress.begin(f"{role} base LM")
-        path, _ = base_model_stage(cfg, role)
-        base[role] = read_json(path.parent / "done.json")
+        path, record = base_model_stage(cfg, role)
+        base[role] = record.to_json()
         progress.end(f"{role} base LM: {path}", t)
-    runs = collect(cfg, progress=progress)
+    runs, records = collect(cfg, progress=progress)
+    abl_tasks = ablation_tasks(cfg, ablations) if ablations else []
+    if abl_tasks:
+        log(f"ablations on {abl_tasks} ...")
+        table = run_ablations(cfg, abl_tasks, root, log)
     if not ranks.is_main():
         return results_dir(cfg, root)
     write_data_summary(Path(root))
-    out = export(cfg, runs, root)
+    out = export(cfg, runs, records, root)
+    if abl_tasks:
+        write_csv(out / "ablations.csv", table)
     write_json(out / "base_models.json", base)
     write_json(out / "environment.json", environment.fingerprint())
-    if ablations:
-        log(f"ablations on {ablation_tasks(cfg, ablations)} ...")
-    paths = write_all(cfg, root, ablation_tasks(cfg, ablations) if ablations else ())
+    paths = write_all(cfg, root, abl_tasks)
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log(f"tables -> {out} ({len(paths)} files)")
     return out
@@ -126,55 +149,95 @@ def ensure_results(cfg: Config, root: str | Path = "results", log=print) -> Path
     return run_all(cfg, root, log)
 
 
-def notebook_paths(notebooks_dir: str | Path = "notebooks") -> list[Path]:
-    paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"no numbered notebooks in {notebooks_dir}")
-    return paths
+def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFrame:
+    """Compute-or-load of the ablation table, by the rule of ``ensure_results``: computed only
+    into a results folder that has none."""
+    path = results_dir(cfg, root) / "ablations.csv"
+    if not path.is_file():
+        write_csv(path, run_ablations(cfg, tasks, root, log))
+    return ablations.load(cfg, tasks, root)
 
 
-class NotebookFailed(RuntimeError):
-    """A notebook stopped with an error; its executed copy is kept at ``path``."""
+# ------------------------------------------------------------------ the commands
+def tee(path: Path, echo=print):
+    """A log function that prints and appends the same line to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
 
-    def __init__(self, message: str, path: Path):
-        super().__init__(message)
-        self.path = path
+    def log(line: str) -> None:
+        echo(line, flush=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    return log
 
 
-def run_notebooks(parameters: dict, notebooks_dir: str | Path = "notebooks", output_dir: str | Path | None = None,
-                  kernel: str = "scd", log=print, logs_dir: str | Path | None = None) -> dict[str, float]:
-    """Execute every notebook in order with papermill. Each runs into a scratch copy that replaces
-    ``output_dir/<name>`` (default: the notebook itself) only once it has run to the end; a failed
-    copy stays in ``logs_dir`` and the committed notebook is left as it was.
+def seeds_tag(cfg: Config) -> str:
+    return f"{cfg.profile}-seeds{'-'.join(map(str, cfg.seeds))}"
 
-    Kernels start in the caller's working folder, so relative paths mean what the user typed."""
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
 
-    logs = Path(logs_dir) if logs_dir else Path(output_dir or notebooks_dir) / ".executing"
-    logs.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    for path in notebook_paths(notebooks_dir):
-        target = Path(output_dir or path.parent) / path.name
-        scratch = logs / path.name
-        declared = papermill.inspect_notebook(str(path))
-        start = time.time()
-        try:
-            papermill.execute_notebook(str(path), str(scratch), kernel_name=kernel,
-                                       parameters={k: v for k, v in parameters.items() if k in declared},
-                                       cwd=os.getcwd(), progress_bar=False,
-                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
-        except PapermillExecutionError as err:
-            first = next((line for line in str(err.source).splitlines() if line.strip()), "")
-            raise NotebookFailed(f"{path.name} failed in cell {err.cell_index} ({first!r}): {err.ename}: {err.evalue}; "
-                                 f"the executed copy is {scratch}; {target} is unchanged", scratch) from err
-        except BaseException:
-            log(f"{path.name} interrupted; {target} is unchanged (partial copy: {scratch})")
-            raise
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(scratch), str(target))  # a rename when both are on one file system
-        timings[path.name] = time.time() - start
-        log(f"{path.name}: {timings[path.name]:.0f}s -> {target}")
-    if not logs_dir and not any(logs.iterdir()):
-        logs.rmdir()
-    return timings
+def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablations: str = "crade",
+             params: dict | None = None) -> int:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight loading/saving bars: noise between the stage lines
+    start = time.time()
+    out_dir = user_path(out) if out else project_path("reproduction") / seeds_tag(cfg)
+    if in_place:
+        results_root, figures, notebooks_out = project_path("results"), project_path("figures"), None
+        refuse_shrinking(cfg, results_root)
+    else:
+        results_root, figures, notebooks_out = out_dir / "results", out_dir / "figures", out_dir / "notebooks"
+    log = tee(out_dir / "logs" / "run.log")
+    log(f"profile {cfg.profile}, tasks {','.join(cfg.tasks)}, seeds {','.join(map(str, cfg.seeds))}")
+    log(f"results -> {results_root}, figures -> {figures}, notebooks -> {notebooks_out or 'in place'}; "
+        f"checkpoints and caches -> {runs_root()}; log -> {out_dir / 'logs' / 'run.log'}")
+    run_all(cfg, results_root, log, ablations=ablations)
+    params = {"profile": cfg.profile, "tasks": ",".join(cfg.tasks), "seeds": list(cfg.seeds),
+              "results_dir": str(results_root), "figures_dir": str(figures), "ablation_tasks": ablations} | (params or {})
+    timings = _render(params, notebooks_out, out_dir / "logs", log)
+    if timings is None:
+        return 1
+    timing = results_dir(cfg, results_root) / f"notebook_timing_seeds{'-'.join(map(str, cfg.seeds))}.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        line, path = write_report(cfg, results_root, out_dir, Path(tmp))
+    write_json(timing, timings | {"total_s": time.time() - start})
+    log(f"reproduction report -> {path}")
+    log(f"verdict: {line}")
+    log(f"done in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
+def refuse_shrinking(cfg: Config, root) -> None:
+    """``--in-place`` replaces the committed results of the profile: never by fewer tasks or seeds."""
+    runs = results_dir(cfg, root) / "runs.csv"
+    if not runs.is_file():
+        return
+    have = pd.read_csv(runs)
+    lost = sorted(set(have.task) - set(cfg.tasks)), sorted(set(have.seed) - set(cfg.seeds))
+    if lost[0] or lost[1]:
+        raise SystemExit(f"--in-place would replace {runs} by a run without tasks {lost[0]} / seeds {lost[1]}: "
+                         "run the same tasks and seeds, or leave out --in-place (writes reproduction/)")
+
+
+def render_committed(profile: str, seeds: str | None = None, overrides: dict | None = None) -> int:
+    """Re-execute the notebooks in place from the committed results; nothing is trained."""
+    root = project_path("results")
+    runs = results_dir(get_config(profile), root) / "runs.csv"
+    if not runs.is_file():
+        raise SystemExit(f"no committed results in {runs.parent}: run `make reproduce` (computes them) instead")
+    seeds = seeds or ",".join(map(str, sorted(set(pd.read_csv(runs)["seed"]))))
+    cfg = get_config(profile, seeds=seeds, **(overrides or {}))
+    if not has_results(cfg, root):
+        raise SystemExit(f"{runs} lacks some of tasks {list(cfg.tasks)} x seeds {list(cfg.seeds)}")
+    log = tee(project_path("reproduction") / f"notebooks-{seeds_tag(cfg)}" / "run.log")
+    params = {"profile": profile, "seeds": list(cfg.seeds), "results_dir": str(root),
+              "figures_dir": str(project_path("figures"))}
+    return 0 if _render(params, None, project_path("reproduction") / f"notebooks-{seeds_tag(cfg)}", log) else 1
+
+
+def _render(params: dict, notebooks_out, logs: Path, log) -> dict | None:
+    """Per-notebook seconds, or None after saying which notebook failed and where its copy is."""
+    try:
+        return run_notebooks(params, project_path("notebooks"), notebooks_out, log=log, logs_dir=logs)
+    except NotebookFailed as err:
+        log(f"FAILED: {err}")
+        return None

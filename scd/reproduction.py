@@ -11,15 +11,19 @@ import io
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from scd import environment, tables
-from scd.config import Config
 from scd.io import atomic_write_text, project_path, read_json, write_csv
 from scd.products import sfs_tfs
 from scd.results import has_results, load_runs, results_dir
+
+if TYPE_CHECKING:
+    from scd.config import Config
+
 
 RUN_VALUES = ("primary", "gold_loss", "n_unparsed")
 

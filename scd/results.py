@@ -8,47 +8,48 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.config import Config
 from scd.io import read_json, write_csv, write_json
-from scd.methods import MODELS
+from scd.methods import BASELINES, MODELS, parse_method
 
+if TYPE_CHECKING:
+    from scd.config import Config
 
 
 def results_dir(cfg: Config, root: str | Path = "results") -> Path:
     return Path(root) / cfg.profile
 
 
-def export(cfg: Config, runs: pd.DataFrame, root: str | Path = "results") -> Path:
-    """Write runs.csv, per-sample test rows, trajectories, stage logs, weights and base-LM info."""
+def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "results") -> Path:
+    """Write runs.csv, per-sample test rows, trajectories, stage logs, weights and base-LM info.
+
+    ``records``: the stage record of every row of ``runs``, by (model, task, seed)."""
     out = results_dir(cfg, root)
     trajectory, stages = [], []
     for row in runs.itertuples():
-        info = read_json(Path(row.path) / "done.json")
-        samples = pd.read_csv(Path(row.path) / "test.csv")
-        write_csv(out / "samples" / row.task / f"{row.model}_seed{row.seed}.csv", samples)
-        if row.model.endswith("_sft"):
-            for t in info["trajectory"]:
-                trajectory.append({"model": row.model, "task": row.task, "seed": row.seed, "checkpoint": t["checkpoint"],
-                                   "step": t["step"], "epoch": t["epoch"], "dev_primary": t["dev"]["primary"],
-                                   "dev_gold_loss": t["dev"]["gold_loss"], "best": t["checkpoint"] == info["best"]})
+        record = records[(row.model, row.task, row.seed)]
+        write_csv(out / "samples" / row.task / f"{row.model}_seed{row.seed}.csv",
+                  pd.read_csv(Path(record.path) / "test.csv"))
+        ident = {"model": row.model, "task": row.task, "seed": row.seed}
+        if row.model in BASELINES:
+            trajectory += [ident | {"checkpoint": t.checkpoint, "step": t.step, "epoch": t.epoch,
+                                    "dev_primary": t.dev.primary, "dev_gold_loss": t.dev.gold_loss,
+                                    "best": t.checkpoint == record.best} for t in record.trajectory]
             continue
-        for s in info["stages"]:
-            stages.append({"model": row.model, "task": row.task, "seed": row.seed, "stage": s["stage"],
-                           "checkpoint": s["checkpoint"], "checkpoint_index": s["checkpoint_index"],
-                           "candidate_scores": json.dumps(s["candidate_scores"]),
-                           "kl_from_best": json.dumps(s["kl_from_best"]), "select_s": s["select_s"],
-                           "train_s": s["train_s"], "eval_s": s.get("eval_s"), "steps": s["steps"],
-                           "train_loss": s["train_loss"],
-                           "dev_primary": s["dev"]["primary"], "best": f"stage{s['stage']}" == info["best"],
-                           **{f"w_{k}": v for k, v in s["weights"].items()}})
-        if row.model.endswith("_aw"):
-            weights = read_json(Path(row.path) / "weights.json")
+        stages += [ident | {"stage": s.stage, "checkpoint": s.checkpoint, "checkpoint_index": s.checkpoint_index,
+                            "candidate_scores": json.dumps(s.candidate_scores),
+                            "kl_from_best": json.dumps(s.kl_from_best), "select_s": s.select_s,
+                            "train_s": s.train_s, "eval_s": s.eval_s, "steps": s.steps, "train_loss": s.train_loss,
+                            "dev_primary": s.dev.primary, "best": f"stage{s.stage}" == record.best,
+                            **{f"w_{k}": v for k, v in s.weights.items()}} for s in record.stages]
+        if parse_method(row.model).weighting == "aw":
+            weights = read_json(Path(record.path) / "weights.json")
             write_csv(out / "weights" / row.task / f"{row.model}_seed{row.seed}.csv",
                       pd.DataFrame({"id": list(weights), "w": list(weights.values())}))
-    write_csv(out / "runs.csv", runs.drop(columns=["path"]))
+    write_csv(out / "runs.csv", runs)
     write_csv(out / "trajectory.csv", pd.DataFrame(trajectory))
     write_csv(out / "stages.csv", pd.DataFrame(stages))
     write_json(out / "config.json", cfg.to_dict())

@@ -21,71 +21,66 @@ from scd.evaluate import evaluate, new_token_budget
 from scd.io import read_json, write_csv, write_json
 from scd.methods import parse_method
 from scd.models import answer_logits, inference_dtype, load_model, load_tokenizer, model_inputs
-from scd.pipeline import base_model_stage, is_done, sft_stage, stage_dir, task_splits, threads
-from scd.sft import last_checkpoint, training_args
-
-DISTILL_KEYS = ("distill_lr", "stage_epochs", "divergence", "temperature", "alpha", "probe_size", "top_k")
-
-
-def best_index(teacher: dict) -> int:
-    """Position of the best (dev-selected) checkpoint in the teacher's trajectory."""
-    return [t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])
+from scd.pipeline import base_model_stage, sft_stage, task_splits
+from scd.records import CacheRecord, DistillRecord, Scores, SFTRecord, StageRecord, best_of
+from scd.store import compute_or_load, stage_dir, stage_key
+from scd.training import last_checkpoint, training_args
 
 
-def check_shared_vocabulary(teacher: dict, student_sft: dict) -> None:
-    if student_sft["tokenizer_hash"] != teacher["tokenizer_hash"]:
-        raise ValueError(f"teacher and student use different tokenizers ({teacher['tokenizer_hash']} vs "
-                         f"{student_sft['tokenizer_hash']}): distillation needs one shared vocabulary")
+def check_shared_vocabulary(teacher: SFTRecord, student_sft: SFTRecord) -> None:
+    if student_sft.tokenizer_hash != teacher.tokenizer_hash:
+        raise ValueError(f"teacher and student use different tokenizers ({teacher.tokenizer_hash} vs "
+                         f"{student_sft.tokenizer_hash}): distillation needs one shared vocabulary")
 
 
 def probe_records(cfg: Config, train: list[dict]) -> list[dict]:
     return train[: cfg.probe_size]
 
 
-def cache_stage(cfg: Config, teacher: dict, task: str, root=None) -> tuple[list, list[float], dict]:
+def cache_key(cfg: Config, teacher: SFTRecord) -> dict:
+    return stage_key(cfg, "cache", teacher=teacher.key)
+
+
+def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[list, CacheRecord]:
     """Top-k targets of every teacher checkpoint on the train split, and KL(best || c) on the probe.
 
     Under ``accelerate launch`` each rank holds the teacher checkpoint (bf16 on a GPU profile: 16 GB
     for the 8B teacher) and builds the targets of every W-th train item; rank 0 joins the parts in
     item order, so a rank reads exactly what one process would have built."""
-    key = {"teacher": teacher["key"], "top_k": cfg.top_k, "temperature": cfg.temperature,
-           "probe_size": cfg.probe_size}
-    path = stage_dir(cfg, "cache", key)
+    key = cache_key(cfg, teacher)
+    path = stage_dir(cfg, key, "cache", task, f"s{teacher.seed}")
     splits = task_splits(cfg, task, root)
-    tok = load_tokenizer(teacher["best_path"])
-    expected = {"tokenizer_hash": teacher["tokenizer_hash"], "k": cfg.top_k, "temperature": cfg.temperature,
+    tok = load_tokenizer(teacher.best_path)
+    expected = {"tokenizer_hash": teacher.tokenizer_hash, "k": cfg.top_k, "temperature": cfg.temperature,
                 "max_length": cfg.max_length, "answer_reserve": cfg.max_new_tokens}
-    missing = [t["path"] for t in teacher["trajectory"] if not Path(t["path"]).is_dir()]
-    if missing and not is_done(path):
-        raise FileNotFoundError(f"teacher checkpoints {missing} are missing; delete {teacher['path']} to retrain "
-                                "the teacher (its done.json says they exist)")
-    if not is_done(path):
-        threads()
+    missing = [t.path for t in teacher.trajectory if not Path(t.path).is_dir()]
+
+    def build(path):
+        if missing:
+            raise FileNotFoundError(f"teacher checkpoints {missing} are missing; delete {teacher.path} to retrain "
+                                    "the teacher (its done.json says they exist)")
         start, dense = time.time(), []
         shard = splits["train"][ranks.rank()::ranks.world_size()]
-        for t in teacher["trajectory"]:
-            model = load_model(t["path"], inference_dtype(cfg)).eval()
-            meta = {"checkpoint": t["checkpoint"], "checkpoint_path": t["path"], "task": task, "quiet": True} | expected
-            part = path / f"{t['checkpoint']}.rank{ranks.rank()}.pt"
-            save_targets(build_targets(model, tok, shard, cfg, cfg.top_k, cfg.temperature, meta,
-                                       cfg.eval_batch_size), part)
+        for t in teacher.trajectory:
+            model = load_model(t.path, inference_dtype(cfg)).eval()
+            meta = {"checkpoint": t.checkpoint, "checkpoint_path": t.path, "task": task, "quiet": True} | expected
+            save_targets(build_targets(model, tok, shard, cfg, cfg.top_k, cfg.temperature, meta, cfg.eval_batch_size),
+                         path / f"{t.checkpoint}.rank{ranks.rank()}.pt")
             if ranks.is_main():
                 dense.append(_probe_logits(cfg, model, tok, splits["train"]))
         ranks.barrier()
-        if ranks.is_main():
-            for t in teacher["trajectory"]:
-                parts = [path / f"{t['checkpoint']}.rank{r}.pt" for r in range(ranks.world_size())]
-                joined = join_targets([load_targets(p) for p in parts], [r["id"] for r in splits["train"]])
-                save_targets(joined, path / f"{t['checkpoint']}.pt")
-                for p in parts:
-                    p.unlink()
-            kl_best = [dense_probe_kl(dense[best_index(teacher)], d, cfg.temperature) for d in dense]
-            write_json(path / "done.json", {"key": key, "kl_from_best": kl_best, "build_s": time.time() - start,
-                                            "probe_tokens": int(dense[0].shape[0]), "world_size": ranks.world_size()})
-        ranks.barrier()
-    info = read_json(path / "done.json")
-    targets = [load_targets(path / f"{t['checkpoint']}.pt").check(expected) for t in teacher["trajectory"]]
-    return targets, info["kl_from_best"], info
+        if not ranks.is_main():
+            return None
+        for t in teacher.trajectory:
+            parts = [path / f"{t.checkpoint}.rank{r}.pt" for r in range(ranks.world_size())]
+            joined = join_targets([load_targets(p) for p in parts], [r["id"] for r in splits["train"]])
+            save_targets(joined, path / f"{t.checkpoint}.pt")
+            for p in parts:
+                p.unlink()
+        kl_best = [dense_probe_kl(dense[teacher.best_index], d, cfg.temperature) for d in dense]
+        return CacheRecord(key, kl_best, time.time() - start, int(dense[0].shape[0]), ranks.world_size())
+    record = compute_or_load(path, CacheRecord, build)
+    return [load_targets(path / f"{t.checkpoint}.pt").check(expected) for t in teacher.trajectory], record
 
 
 def _probe_logits(cfg: Config, model, tok, train: list[dict]) -> torch.Tensor:
@@ -115,11 +110,19 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
     return chosen, scores, sample_weights(method, cfg.alpha, anchor, targets[chosen])
 
 
-def read_anchor(student_sft: dict) -> dict[str, float]:
-    return pd.read_csv(f"{student_sft['path']}/anchor.csv", dtype={"id": str}).set_index("id")["loss"].to_dict()
+def read_anchor(student_sft: SFTRecord) -> dict[str, float]:
+    return pd.read_csv(student_sft.anchor_path, dtype={"id": str}).set_index("id")["loss"].to_dict()
 
 
-def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None) -> dict:
+def distill_trainer(cfg: Config, model, tok, items: list[dict], targets, weights: dict[str, float], args,
+                    trainer_cls=DistillTrainer) -> DistillTrainer:
+    """The distillation trainer of one stage, with the loss the config names."""
+    return trainer_cls(model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
+                       processing_class=tok, targets=targets, weights=weights, divergence=cfg.divergence,
+                       temperature=cfg.temperature, top_k=cfg.top_k, divergence_params=cfg.divergence_params())
+
+
+def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None) -> DistillRecord:
     """N stages of T epochs; each starts from the previous stage's saved model (the base student
     first), so a stage resumes alone and every rank of a launch starts from the same weights."""
     method = parse_method(method_name)
@@ -127,63 +130,50 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
     student_sft = sft_stage(cfg, "student", task, seed, root)
     base_path, _ = base_model_stage(cfg, "student", root)
     check_shared_vocabulary(teacher, student_sft)
-    key = {"teacher": teacher["key"], "student": student_sft["key"], "method": method.name, "seed": seed,
-           "selection_terms": cfg.selection_terms if method.policy == "scd" else None} | \
-        {k: getattr(cfg, k) for k in DISTILL_KEYS}
-    path = stage_dir(cfg, f"distill-{method.name}", key)
-    if is_done(path):
-        return read_json(path / "done.json")
-    threads()
-    targets, kl_best, cache_info = cache_stage(cfg, teacher, task, root)
-    splits = task_splits(cfg, task, root)
-    tok = load_tokenizer(base_path)
-    anchor = read_anchor(student_sft)
-    items, _ = encode(splits["train"], tok, cfg)
-    budget = new_token_budget(task, splits["train"], tok, cfg)
-    best = best_index(teacher)
-    start_from, stages = base_path, []
-    for s in range(cfg.n_checkpoints):
-        sdir = path / f"stage{s}"
-        if not is_done(sdir):
-            start = time.time()
-            model = load_model(start_from)
-            chosen, scores, weights = stage_plan(cfg, method, s, model, tok, splits["train"], targets, kl_best,
-                                                 best, anchor)
-            select_s = time.time() - start
-            trainer = DistillTrainer(
-                model=model, args=training_args(sdir / "trainer", cfg, cfg.distill_lr, cfg.stage_epochs,
-                                                seed * 1000 + s, save_strategy="epoch",
-                                                train_sampling_strategy="group_by_length"),
-                train_dataset=items, data_collator=PadCollator(tok.pad_token_id), processing_class=tok,
-                targets=targets[chosen], weights=weights, divergence=cfg.divergence, temperature=cfg.temperature,
-                top_k=cfg.top_k)
-            last = last_checkpoint(sdir / "trainer")
-            result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-            train_s = time.time() - start - select_s
-            trainer.save_model(str(sdir / "model"))
-            if ranks.is_main():
+    key = stage_key(cfg, "distill", cache=cache_key(cfg, teacher), student=student_sft.key, method=method.name,
+                    seed=seed)
+
+    def build(path):
+        targets, cache = cache_stage(cfg, teacher, task, root)
+        splits = task_splits(cfg, task, root)
+        tok = load_tokenizer(base_path)
+        anchor = read_anchor(student_sft)
+        items, _ = encode(splits["train"], tok, cfg)
+        budget = new_token_budget(task, splits["train"], tok, cfg)
+        start_from, stages = base_path, []
+        for s in range(cfg.n_checkpoints):
+            def train_stage(sdir, s=s, start_from=start_from):
+                start = time.time()
+                model = load_model(start_from)
+                chosen, scores, weights = stage_plan(cfg, method, s, model, tok, splits["train"], targets,
+                                                     cache.kl_from_best, teacher.best_index, anchor)
+                select_s = time.time() - start
+                args = training_args(sdir / "trainer", cfg, cfg.distill_lr, cfg.stage_epochs, seed * 1000 + s,
+                                     save_strategy="epoch", train_sampling_strategy="group_by_length")
+                trainer = distill_trainer(cfg, model, tok, items, targets[chosen], weights, args)
+                last = last_checkpoint(sdir / "trainer")
+                result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+                train_s = time.time() - start - select_s
+                trainer.save_model(str(sdir / "model"))
+                if not ranks.is_main():
+                    return None
                 write_json(sdir / "weights.json", weights)
                 dev, rows = evaluate(load_model(sdir / "model", inference_dtype(cfg)), tok, splits["dev"], task, cfg,
                                      budget, desc=f"{method.name} stage{s} dev")
                 write_csv(sdir / "dev.csv", rows)
-                write_json(sdir / "done.json", {
-                    "stage": s, "checkpoint": teacher["trajectory"][chosen]["checkpoint"], "checkpoint_index": chosen,
-                    "candidate_scores": scores, "kl_from_best": kl_best, "weights": weight_stats(weights),
-                    "select_s": select_s, "train_s": train_s, "eval_s": time.time() - start - select_s - train_s,
-                    "steps": result.global_step, "train_loss": result.training_loss, "dev": dev})
-            ranks.barrier()
-        stages.append(read_json(sdir / "done.json"))
-        start_from = sdir / "model"
-    if ranks.is_main():
-        best_stage = max(stages, key=lambda st: (st["dev"]["selection"], -st["dev"]["gold_loss"], st["stage"]))
-        final = load_model(path / f"stage{best_stage['stage']}" / "model", inference_dtype(cfg))
+                return StageRecord(s, teacher.trajectory[chosen].checkpoint, chosen, scores, cache.kl_from_best,
+                                   weight_stats(weights), select_s, train_s, time.time() - start - select_s - train_s,
+                                   result.global_step, result.training_loss, Scores(**dev))
+            stages.append(compute_or_load(path / f"stage{s}", StageRecord, train_stage))
+            start_from = path / f"stage{s}" / "model"
+        if not ranks.is_main():
+            return None
+        best = best_of(stages, dev=lambda st: st.dev, order=lambda st: st.stage)
+        final = load_model(path / f"stage{best.stage}" / "model", inference_dtype(cfg))
         test, rows = evaluate(final, tok, splits["test"], task, cfg, budget, desc=f"{method.name} test")
         write_csv(path / "test.csv", rows)
-        write_json(path / "weights.json", read_json(path / f"stage{best_stage['stage']}" / "weights.json"))
-        write_json(path / "done.json", {
-            "key": key, "method": method.name, "task": task, "seed": seed, "path": str(path), "stages": stages,
-            "best": f"stage{best_stage['stage']}", "test": test, "cache": cache_info,
-            "train_s": sum(st["train_s"] for st in stages), "select_s": sum(st["select_s"] for st in stages),
-            "world_size": ranks.world_size()})
-    ranks.barrier()
-    return read_json(path / "done.json")
+        write_json(path / "weights.json", read_json(path / f"stage{best.stage}" / "weights.json"))
+        return DistillRecord(key, method.name, task, seed, str(path), stages, f"stage{best.stage}", Scores(**test),
+                             cache, sum(st.train_s for st in stages), sum(st.select_s for st in stages),
+                             ranks.world_size())
+    return compute_or_load(stage_dir(cfg, key, "distill", method.name, task, f"s{seed}"), DistillRecord, build)

@@ -3,14 +3,17 @@ and seeds, paired comparisons against the teacher, and the paper's reported numb
 from __future__ import annotations
 
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
-from scd.config import Config
 from scd.methods import MODELS, in_order
 from scd.results import load_samples
+
+if TYPE_CHECKING:
+    from scd.config import Config
 
 
 def paper_reported() -> pd.DataFrame:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from scd.io import read_json
+from scd.records import BaseRecord, CacheRecord, DistillRecord, SFTRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, GLOBAL_BATCH, RTOL = 4, 4, 1e-4
@@ -123,27 +124,27 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
                           "--seed", "0"], runs_two, tmp_path, timeout=900)
     print(f"\npipeline x2: {time.time() - start:.1f}s wall")
 
-    def done(root: Path, stage: str) -> dict:
+    def done(root: Path, stage: str, record=SFTRecord):
         (path,) = (root / "smoke").glob(f"{stage}-*")
-        return read_json(path / "done.json") | {"_dir": path}
+        return record.read(path / "done.json"), path
 
     # same folders (stage keys do not depend on the world size), each stage's record says who ran it
     names = sorted(p.name for p in (runs_two / "smoke").iterdir())
     assert names == sorted(p.name for p in (runs_dir / "smoke").iterdir() if p.name in names)
-    two = read_json(runs_two / "smoke" / Path(one["path"]).name / "done.json")
-    assert two["world_size"] == 2 and done(runs_two, "sft-teacher")["world_size"] == 2
+    two = DistillRecord.read(runs_two / "smoke" / Path(one.path).name / "done.json")
+    assert two.world_size == 2 and done(runs_two, "sft-teacher")[0].world_size == 2
 
     # base LM pretraining: the same windows per step, same loss curve up to reduction order
     for role in ("teacher", "student"):
-        a, b = done(runs_dir, f"base-{role}")["loss_curve"], done(runs_two, f"base-{role}")["loss_curve"]
+        a, b = (done(root, f"base-{role}", BaseRecord)[0].details["loss_curve"] for root in (runs_dir, runs_two))
         print(f"base-{role} losses: max rel diff {rel_diff(a, b):.1e}")
         assert len(a) == len(b) and rel_diff(a, b) < 1e-3
     # SFT: the checkpoints fall on the same optimiser steps (the batch is global, not per process)
     for role in ("teacher", "student"):
-        steps = [[t["step"] for t in done(root, f"sft-{role}")["trajectory"]] for root in (runs_dir, runs_two)]
+        steps = [[t.step for t in done(root, f"sft-{role}")[0].trajectory] for root in (runs_dir, runs_two)]
         assert steps[0] == steps[1]
     # the cache, built half by each rank and joined by rank 0, has the 1-process rows in the same order
-    cache_one, cache_two = done(runs_dir, "cache")["_dir"], done(runs_two, "cache")["_dir"]
+    cache_one, cache_two = (done(root, "cache", CacheRecord)[1] for root in (runs_dir, runs_two))
     assert not list(cache_two.glob("*.rank*.pt")), "per-rank parts must be removed after joining"
     for file in sorted(cache_one.glob("ckpt*.pt")):
         a, b = torch.load(file, weights_only=True), torch.load(cache_two / file.name, weights_only=True)
@@ -153,13 +154,13 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
               f"{(a['topk_logp'] - b['topk_logp']).abs().max().item():.1e}")
         assert top1 > 0.95
     # distillation: as many stages with as many steps, test on the same items
-    assert [s["steps"] for s in one["stages"]] == [s["steps"] for s in two["stages"]]
-    assert two["test"]["n"] == one["test"]["n"]
-    print("test primary: 1 process", one["test"]["primary"], "| 2 processes", two["test"]["primary"])
+    assert [s.steps for s in one.stages] == [s.steps for s in two.stages]
+    assert two.test.n == one.test.n
+    print("test primary: 1 process", one.test.primary, "| 2 processes", two.test.primary)
 
 
 def test_a_batch_the_ranks_cannot_share_equally_is_refused(smoke_cfg, tmp_path, monkeypatch):
-    from scd.sft import training_args
+    from scd.training import training_args
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="batch_size=4 is not divisible by the world size 3"):

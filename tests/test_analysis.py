@@ -68,8 +68,8 @@ def test_paired_difference_detects_a_real_gap_only():
 def test_identity_on_real_smoke_outputs(smoke_cfg):
     from scd.pipeline import sft_stage
 
-    teacher = pd.read_csv(sft_stage(smoke_cfg, "teacher", "crade", 0)["path"] + "/test.csv")
-    student = pd.read_csv(sft_stage(smoke_cfg, "student", "crade", 0)["path"] + "/test.csv")
+    teacher = pd.read_csv(sft_stage(smoke_cfg, "teacher", "crade", 0).path + "/test.csv")
+    student = pd.read_csv(sft_stage(smoke_cfg, "student", "crade", 0).path + "/test.csv")
     for risk in ("loss", "error"):
         split = split_subdomains(teacher, student, risk)
         assert len(split) == len(teacher) and split["id"].is_unique

@@ -14,7 +14,7 @@ from scd.methods import parse_method
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import cache_stage, distill_stage
-from scd.sft import training_args
+from scd.training import training_args
 
 from scd.methods import METHODS
 
@@ -30,31 +30,31 @@ def teacher(smoke_cfg):
 
 
 def test_all_six_methods_run_with_equal_steps(smoke_cfg, runs):
-    steps = {m: sum(s["steps"] for s in r["stages"]) for m, r in runs.items()}
+    steps = {m: sum(s.steps for s in r.stages) for m, r in runs.items()}
     assert len(set(steps.values())) == 1 and next(iter(steps.values())) > 0
     for m, r in runs.items():
-        assert len(r["stages"]) == smoke_cfg.n_checkpoints
-        assert 0.0 <= r["test"]["primary"] <= 1.0 and r["test"]["n"] == smoke_cfg.max_eval
-        assert r["best"] in {f"stage{s['stage']}" for s in r["stages"]}
-        assert all(math.isfinite(s["train_loss"]) for s in r["stages"])
-        assert Path(r["path"], "test.csv").is_file()
+        assert len(r.stages) == smoke_cfg.n_checkpoints
+        assert 0.0 <= r.test.primary <= 1.0 and r.test.n == smoke_cfg.max_eval
+        assert r.best in {f"stage{s.stage}" for s in r.stages}
+        assert all(math.isfinite(s.train_loss) for s in r.stages)
+        assert Path(r.path, "test.csv").is_file()
 
 
 def test_policies_pick_the_right_checkpoints(runs, teacher):
-    n = len(teacher["trajectory"])
+    n = len(teacher.trajectory)
     for m in ("td", "td_aw"):
-        assert [s["checkpoint"] for s in runs[m]["stages"]] == [teacher["best"]] * n
+        assert [s.checkpoint for s in runs[m].stages] == [teacher.best] * n
     for m in ("cd", "cd_aw"):
-        assert [s["checkpoint"] for s in runs[m]["stages"]] == [f"ckpt{i}" for i in range(n)]
+        assert [s.checkpoint for s in runs[m].stages] == [f"ckpt{i}" for i in range(n)]
     for m in ("scd", "scd_aw"):
-        for s in runs[m]["stages"]:
-            assert s["checkpoint_index"] == min(range(n), key=lambda c: s["candidate_scores"][c])
+        for s in runs[m].stages:
+            assert s.checkpoint_index == min(range(n), key=lambda c: s.candidate_scores[c])
 
 
 def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teacher):
     """Recompute KL(p_best||p_c) + KL(p_student||p_c) from the models themselves."""
     run = runs["scd"]
-    tok = load_tokenizer(teacher["best_path"])
+    tok = load_tokenizer(teacher.best_path)
     probe = task_splits(smoke_cfg, "crade")["train"][: smoke_cfg.probe_size]
     batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg)[0])
 
@@ -63,11 +63,11 @@ def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teach
             logits = answer_logits(model.eval(), batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
         return torch.log_softmax(logits.double(), -1)
 
-    teachers = [logp(load_model(t["path"])) for t in teacher["trajectory"]]
-    best = teachers[[t["checkpoint"] for t in teacher["trajectory"]].index(teacher["best"])]
+    teachers = [logp(load_model(t.path)) for t in teacher.trajectory]
+    best = teachers[[t.checkpoint for t in teacher.trajectory].index(teacher.best)]
     students = [logp(load_model(base_model_stage(smoke_cfg, "student")[0]))] + \
-        [logp(load_model(Path(run["path"], f"stage{s}", "model"))) for s in range(len(run["stages"]) - 1)]
-    for stage, student in zip(run["stages"], students):
+        [logp(load_model(Path(run.path, f"stage{s}", "model"))) for s in range(len(run.stages) - 1)]
+    for stage, student in zip(run.stages, students):
         scores = []
         for c in teachers:
             kl_best = (best.exp() * (best - c)).sum(-1).mean()
@@ -77,8 +77,8 @@ def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teach
             p_s = torch.cat([p_s, (1 - p_s.sum(-1, keepdim=True)).clamp_min(1e-30)], -1)
             p_c = torch.cat([p_c, (1 - p_c.sum(-1, keepdim=True)).clamp_min(1e-30)], -1)
             scores.append(float(kl_best + (p_s * (p_s.log() - p_c.log())).sum(-1).mean()))
-        assert stage["candidate_scores"] == pytest.approx(scores, rel=1e-3, abs=1e-5)
-        assert stage["checkpoint_index"] == min(range(len(scores)), key=scores.__getitem__)
+        assert stage.candidate_scores == pytest.approx(scores, rel=1e-3, abs=1e-5)
+        assert stage.checkpoint_index == min(range(len(scores)), key=scores.__getitem__)
 
 
 def test_select_checkpoint_rules():
@@ -104,21 +104,21 @@ def test_aw_weights_logged_match_anchor_and_checkpoint_losses(smoke_cfg, runs, t
     import pandas as pd
 
     student = sft_stage(smoke_cfg, "student", "crade", 0)
-    anchor = pd.read_csv(Path(student["path"], "anchor.csv")).set_index("id")["loss"]
+    anchor = pd.read_csv(Path(student.path, "anchor.csv")).set_index("id")["loss"]
     run = runs["scd_aw"]
-    best_stage = next(s for s in run["stages"] if f"stage{s['stage']}" == run["best"])
-    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
-    losses = targets[best_stage["checkpoint_index"]].losses()
-    logged = json.loads(Path(run["path"], "weights.json").read_text())
+    best_stage = next(s for s in run.stages if f"stage{s.stage}" == run.best)
+    targets, _ = cache_stage(smoke_cfg, teacher, "crade")
+    losses = targets[best_stage.checkpoint_index].losses()
+    logged = json.loads(Path(run.path, "weights.json").read_text())
     for sid, w in logged.items():
         assert w == pytest.approx(anchor[sid] / (anchor[sid] + losses[sid]))
 
 
 def test_optimizer_and_schedule_reset_at_every_stage(runs):
     run = runs["scd"]
-    steps_per_stage = run["stages"][0]["steps"]
-    for s in range(len(run["stages"])):
-        ckpts = sorted(Path(run["path"], f"stage{s}", "trainer").glob("checkpoint-*"),
+    steps_per_stage = run.stages[0].steps
+    for s in range(len(run.stages)):
+        ckpts = sorted(Path(run.path, f"stage{s}", "trainer").glob("checkpoint-*"),
                        key=lambda p: int(p.name.split("-")[1]))
         state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
         assert state["global_step"] == steps_per_stage  # not cumulative: a new Trainer per stage
@@ -127,10 +127,10 @@ def test_optimizer_and_schedule_reset_at_every_stage(runs):
 
 
 def test_cached_and_online_targets_give_the_same_loss(smoke_cfg, teacher, tmp_path):
-    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
-    ckpt = teacher["trajectory"][0]
-    assert targets[0].meta["checkpoint"] == ckpt["checkpoint"]
-    tok = load_tokenizer(ckpt["path"])
+    targets, _ = cache_stage(smoke_cfg, teacher, "crade")
+    ckpt = teacher.trajectory[0]
+    assert targets[0].meta["checkpoint"] == ckpt.checkpoint
+    tok = load_tokenizer(ckpt.path)
     student = load_model(base_model_stage(smoke_cfg, "student")[0])
     train = task_splits(smoke_cfg, "crade")["train"][:6]
     batch = PadCollator(tok.pad_token_id)(encode(train, tok, smoke_cfg)[0])
@@ -138,15 +138,15 @@ def test_cached_and_online_targets_give_the_same_loss(smoke_cfg, teacher, tmp_pa
     common = dict(model=student, args=training_args(tmp_path, smoke_cfg, 1e-3, 1, 0), weights=weights,
                   top_k=smoke_cfg.top_k)
     cached = DistillTrainer(targets=targets[0], **common).compute_loss(student, dict(batch))
-    online = DistillTrainer(teacher=load_model(ckpt["path"]).eval(), **common).compute_loss(student, dict(batch))
+    online = DistillTrainer(teacher=load_model(ckpt.path).eval(), **common).compute_loss(student, dict(batch))
     assert float(cached) == pytest.approx(float(online), rel=1e-5)
     with pytest.raises(ValueError, match="exactly one"):
         DistillTrainer(**common)
 
 
 def test_kd_ce_and_weight_are_logged_and_make_the_loss(smoke_cfg, teacher, tmp_path):
-    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
-    tok = load_tokenizer(teacher["trajectory"][0]["path"])
+    targets, _ = cache_stage(smoke_cfg, teacher, "crade")
+    tok = load_tokenizer(teacher.trajectory[0].path)
     train = task_splits(smoke_cfg, "crade")["train"][:8]
     items, _ = encode(train, tok, smoke_cfg)
     args = training_args(tmp_path, smoke_cfg, 1e-3, 1, 0, logging_steps=1)
@@ -164,7 +164,7 @@ def test_kd_ce_and_weight_are_logged_and_make_the_loss(smoke_cfg, teacher, tmp_p
 def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):
     from scd.cache import CacheMismatch
 
-    targets, _, _ = cache_stage(smoke_cfg, teacher, "crade")
+    targets, _ = cache_stage(smoke_cfg, teacher, "crade")
     with pytest.raises(CacheMismatch, match="tokenizer_hash"):
         targets[0].check({"tokenizer_hash": "someothervocab"})
     with pytest.raises(CacheMismatch, match="no entry"):
@@ -181,10 +181,10 @@ def test_cache_parts_of_ranks_join_to_the_one_process_build(smoke_cfg, teacher):
     """What each of W ranks builds (every W-th item) joins to exactly the single-process cache."""
     from scd.cache import CacheMismatch, build_targets, join_targets
 
-    ckpt = teacher["trajectory"][-1]
-    tok, model = load_tokenizer(ckpt["path"]), load_model(ckpt["path"])
+    ckpt = teacher.trajectory[-1]
+    tok, model = load_tokenizer(ckpt.path), load_model(ckpt.path)
     train = task_splits(smoke_cfg, "crade")["train"]
-    meta = {"checkpoint": ckpt["checkpoint"], "quiet": True}
+    meta = {"checkpoint": ckpt.checkpoint, "quiet": True}
     whole = build_targets(model, tok, train, smoke_cfg, 4, 1.0, meta, batch_size=1)
     parts = [build_targets(model, tok, train[r::3], smoke_cfg, 4, 1.0, meta, batch_size=1) for r in range(3)]
     joined = join_targets(parts, [r["id"] for r in train])

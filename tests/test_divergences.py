@@ -4,12 +4,19 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from scd.divergences import (
-    DIVERGENCES, bucketize, forward_kl, get_divergence, jsd, per_sample_divergence,
+    DIVERGENCES, answer_divergence, bucketize, forward_kl, get_divergence, jsd,
     reverse_kl, skew_forward_kl, skew_reverse_kl, teacher_buckets, total_variation,
 )
 
 NAMES = sorted(DIVERGENCES)
 F64 = torch.float64
+
+
+def per_sample_divergence(name, logits, ids, logp, mask, **kw):
+    """The training loss's KD term (``answer_divergence``) on dense [B, L, ...] test tensors:
+    answer positions gathered the way ``scd.models.answer_logits`` does."""
+    mask = mask.bool()
+    return answer_divergence(name, logits[mask], ids[mask], logp[mask], mask, **kw)
 
 
 def logp(*probs):
@@ -242,3 +249,17 @@ def test_gradcheck(name):
     s_logits.requires_grad_(True)
     assert torch.autograd.gradcheck(
         lambda x: per_sample_divergence(name, x, ids, vals, mask, temperature=0.7), (s_logits,))
+
+
+def test_registry_names_every_divergence_and_its_config_fields():
+    import dataclasses
+    import inspect
+
+    from scd import methods
+    from scd.config import Config
+
+    assert set(methods.DIVERGENCES) == set(DIVERGENCES)
+    fields = {f.name for f in dataclasses.fields(Config)}
+    for name, params in methods.DIVERGENCES.items():
+        assert set(params) <= set(inspect.signature(DIVERGENCES[name]).parameters), name
+        assert set(params.values()) <= fields, name

@@ -131,12 +131,11 @@ def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatc
     monkeypatch.setenv("SCD_RUNS_DIR", str(tmp_path))
     cfg = get_config("gemma", tasks=("rrtnm",), corpus_tasks=("rrtnm",), heal_steps=4, heal_batch=2,
                      pretrain_window=32, max_length=128, max_new_tokens=8)
-    tpath, _ = base_model_stage(cfg, "teacher")
-    spath, skey = base_model_stage(cfg, "student")
-    t, s = read_json(tpath.parent / "done.json"), read_json(spath.parent / "done.json")
-    assert s["kept_layers"] == gemma.default_keep(18) and s["params"] < t["params"]
-    assert s["tokenizer_hash"] == t["tokenizer_hash"] and skey["heal"]["steps"] == 4
-    loss = s["window_loss"]
+    tpath, t = base_model_stage(cfg, "teacher")
+    spath, s = base_model_stage(cfg, "student")
+    assert s.details["kept_layers"] == gemma.default_keep(18) and s.params < t.params
+    assert s.tokenizer_hash == t.tokenizer_hash and s.key["heal_steps"] == 4
+    loss = s.details["window_loss"]
     print(f"window loss: teacher {loss['teacher']:.2f}, pruned {loss['pruned']:.2f}, healed {loss['healed']:.2f}")
     assert loss["teacher"] < loss["pruned"] and loss["healed"] < loss["pruned"]
     tok, student = load_tokenizer(spath), load_model(spath)
@@ -145,4 +144,4 @@ def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatc
     with torch.no_grad():
         logits, targets, _ = answer_logits(student, batch["input_ids"], batch["attention_mask"], batch["labels"])
     assert logits.shape[-1] == 262144 and torch.isfinite(logits).all()
-    assert base_model_stage(cfg, "student") == (spath, skey)  # cached
+    assert base_model_stage(cfg, "student") == (spath, s)  # cached

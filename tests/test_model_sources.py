@@ -7,7 +7,6 @@ import torch
 from tokenizers import processors
 
 from scd.encoding import encode
-from scd.io import read_json
 from scd.models import count_params, leading_bos, load_model, load_tokenizer, tokenizer_hash
 from scd.pipeline import base_model_stage, sft_stage
 from scd.pretrain import WindowDataset
@@ -28,15 +27,14 @@ def hub_pair(smoke_cfg, tmp_path_factory):
 def test_hub_source_from_local_folders_runs_the_pipeline(smoke_cfg, hub_pair):
     cfg = smoke_cfg.replace(model_source="hub", teacher_id=str(hub_pair / "teacher"),
                             student_id=str(hub_pair / "student"))
-    path, key = base_model_stage(cfg, "teacher")
+    path, base = base_model_stage(cfg, "teacher")
     assert path.name == "model" and path.resolve() == (hub_pair / "teacher").resolve()  # linked, not copied
-    assert key["source"] == "hub"
-    done = read_json(path.parent / "done.json")
+    assert base.key["id"] == str((hub_pair / "teacher").resolve())
     model, tok = load_model(path), load_tokenizer(path)
-    assert done["params"] == count_params(model) and done["tokenizer_hash"] == tokenizer_hash(tok)
+    assert base.params == count_params(model) and base.tokenizer_hash == tokenizer_hash(tok)
     info = sft_stage(cfg, "teacher", "crade", 0)
-    assert info["key"]["base"] == key and len(info["trajectory"]) == cfg.n_checkpoints
-    assert 0.0 <= info["test"]["primary"] <= 1.0
+    assert info.key["base"] == base.key and len(info.trajectory) == cfg.n_checkpoints
+    assert 0.0 <= info.test.primary <= 1.0
 
 
 def test_unknown_hub_id_fails_without_network(smoke_cfg, monkeypatch):

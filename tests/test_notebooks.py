@@ -6,8 +6,8 @@ import os
 import pandas as pd
 import pytest
 
-from scd.main_job import main_job
-from scd.reproduce import NotebookFailed, notebook_paths, run_notebooks
+from scd.render import NotebookFailed, notebook_paths, run_notebooks
+from scd.reproduce import main_job
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
@@ -56,7 +56,7 @@ def test_list_parameters_are_accepted_in_every_form():
         setup("smoke", seeds="one")
 
 
-def test_tables_have_the_right_shape_and_ranges(executed):
+def test_tables_have_the_right_shape_and_ranges(executed, smoke_cfg):
     res = executed[0] / "results" / "smoke"
     t1 = pd.read_csv(res / "table1_ci.csv")
     assert list(t1["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
@@ -70,7 +70,9 @@ def test_tables_have_the_right_shape_and_ranges(executed):
     eff = pd.read_csv(res / "efficiency.csv").set_index("model")
     assert eff.loc["student_sft", "ratio_vs_student_sft"] == 1.0 and (eff["train_s"] > 0).all()
     assert (executed[0] / "results" / "data_summary.csv").is_file()
-    from scd.ablations import VARIANTS
+    from scd.ablations import variants
+
+    VARIANTS = variants(smoke_cfg)
 
     abl = pd.read_csv(res / "ablations.csv")
     assert set(abl["variant"]) == set(VARIANTS) and abl["primary"].between(0, 1).all()

@@ -1,5 +1,5 @@
 """Faults a long reproduction meets: a real SIGKILL mid-stage, non-finite losses, corrupted rows."""
-import json
+import dataclasses
 import os
 import signal
 import subprocess
@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from scd.config import get_config
 from scd.data import TASKS, csv_record
 from scd.datafiles import DataError
-from scd.pipeline import base_model_stage, stage_dir
+from scd.pipeline import base_model_stage
+from scd.records import DistillRecord, SFTRecord
+from scd.store import stage_dir, stage_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,10 +76,9 @@ def test_sigkilled_teacher_sft_resumes_to_the_same_metrics(shared_base):
     assert not list(killed.glob("smoke/sft-teacher-*/done.json"))
     finish(run_cli(SFT_ARGS, killed))
     finish(run_cli(SFT_ARGS, clean))
-    a = json.loads(next(killed.glob("smoke/sft-teacher-*/done.json")).read_text())
-    b = json.loads(next(clean.glob("smoke/sft-teacher-*/done.json")).read_text())
-    assert a["test"] == b["test"]
-    assert [t["dev"] for t in a["trajectory"]] == [t["dev"] for t in b["trajectory"]]
+    a, b = (SFTRecord.read(next(root.glob("smoke/sft-teacher-*/done.json"))) for root in (killed, clean))
+    assert a.test == b.test
+    assert [t.dev for t in a.trajectory] == [t.dev for t in b.trajectory]
 
 
 DISTILL_ARGS = ["distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw", "--seed", "3",
@@ -94,17 +95,17 @@ def test_sigkilled_distillation_resumes_without_redoing_stages(shared_base):
     finish(run_cli(DISTILL_ARGS, killed))
     assert first_stage.stat().st_mtime_ns == written  # the finished stage was loaded, not redone
     finish(run_cli(DISTILL_ARGS, clean))
-    a = json.loads(next(killed.glob("smoke/distill-scd_aw-*/done.json")).read_text())
-    b = json.loads(next(clean.glob("smoke/distill-scd_aw-*/done.json")).read_text())
-    assert a["test"] == b["test"] and a["best"] == b["best"]
-    assert [s["checkpoint"] for s in a["stages"]] == [s["checkpoint"] for s in b["stages"]]
-    assert [s["dev"] for s in a["stages"]] == [s["dev"] for s in b["stages"]]
+    a, b = (DistillRecord.read(next(root.glob("smoke/distill-scd_aw-*/done.json"))) for root in (killed, clean))
+    assert a.test == b.test and a.best == b.best
+    assert [s.checkpoint for s in a.stages] == [s.checkpoint for s in b.stages]
+    assert [s.dev for s in a.stages] == [s.dev for s in b.stages]
 
 
 def test_nonfinite_loss_names_step_and_samples(smoke_cfg):
     from scd.models import load_model, load_tokenizer
     from scd.encoding import PadCollator, encode
-    from scd.sft import AnswerOnlyTrainer, NonFiniteLoss, training_args
+    from scd.sft import AnswerOnlyTrainer
+    from scd.training import NonFiniteLoss, training_args
     from scd.pipeline import task_splits
 
     path, _ = base_model_stage(smoke_cfg, "student")
@@ -134,8 +135,9 @@ def test_bad_configuration_fails_before_training(smoke_cfg):
 
 def test_stage_folders_never_collide():
     a, b = get_config("smoke"), get_config("smoke", teacher_lr=5e-4)
-    key = {"lr": a.teacher_lr}
-    assert stage_dir(a, "sft-teacher", key) != stage_dir(b, "sft-teacher", {"lr": b.teacher_lr})
+    ka, kb = (stage_key(c, "sft", "teacher", task="crade", seed=0) for c in (a, b))
+    assert stage_dir(a, ka, "sft", "teacher") != stage_dir(b, kb, "sft", "teacher")
+    assert stage_key(a, "sft", "student", task="crade", seed=0) == stage_key(b, "sft", "student", task="crade", seed=0)
 
 
 ROW_KEYS = ["tag", "question", "optionA", "optionB", "optionC", "optionD", "optionE", "answer"]
@@ -161,7 +163,8 @@ def test_sigkilled_notebook_reproduction_resumes(smoke_cfg, data_dir, tmp_path):
     uninterrupted run (the session's own smoke stages, computed in another folder)."""
     import pandas as pd
 
-    from scd.reproduce import notebook_paths, run_all
+    from scd.render import notebook_paths
+    from scd.reproduce import run_all
 
     runs, res = tmp_path / "runs", tmp_path / "out" / "results"
     args = ["reproduce", "--profile", "smoke", "--out", str(tmp_path / "out")]
@@ -185,7 +188,7 @@ def test_missing_teacher_checkpoint_is_named(smoke_cfg):
 
     cfg = smoke_cfg.replace(teacher_lr=7e-4)  # its own teacher run, so other tests keep theirs
     teacher = sft_stage(cfg, "teacher", "crade", 0)
-    shutil.rmtree(teacher["trajectory"][0]["path"])
+    shutil.rmtree(teacher.trajectory[0].path)
     with pytest.raises(FileNotFoundError, match="teacher checkpoints .*checkpoint-.* are missing"):
         cache_stage(cfg, teacher, "crade")
 
@@ -197,7 +200,7 @@ def test_teacher_and_student_with_different_tokenizers_are_refused(smoke_cfg, mo
 
     def student_with_other_vocab(cfg, role, *args):
         info = real(cfg, role, *args)
-        return info | {"tokenizer_hash": "another-vocabulary"} if role == "student" else info
+        return dataclasses.replace(info, tokenizer_hash="another-vocabulary") if role == "student" else info
 
     monkeypatch.setattr(rd, "sft_stage", student_with_other_vocab)
     with pytest.raises(ValueError, match="different tokenizers"):

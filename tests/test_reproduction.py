@@ -42,7 +42,7 @@ def test_in_place_never_shrinks_the_committed_results():
 
     from scd.config import get_config
     from scd.io import project_path
-    from scd.main_job import refuse_shrinking
+    from scd.reproduce import refuse_shrinking
 
     refuse_shrinking(get_config("cpu", seeds=(0, 1, 2)), project_path("results"))  # the committed selection
     with pytest.raises(SystemExit, match=r"without tasks \[\] / seeds \[1, 2\]"):

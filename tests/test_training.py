@@ -1,5 +1,6 @@
 """Smoke-profile models trained end to end on real data: trajectory, anchor, evaluation, resume."""
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -8,9 +9,9 @@ import torch
 from scd.config import get_config
 from scd.data import load_task
 from scd.encoding import encode
-from scd.io import read_json
 from scd.models import answer_logits, load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage, stage_dir
+from scd.pipeline import base_model_stage, sft_stage
+from scd.records import SFTRecord
 from scd.sft import SaveAtSteps, checkpoint_steps
 
 
@@ -31,44 +32,44 @@ def test_checkpoint_steps_are_evenly_spaced():
 
 
 def test_teacher_trajectory_has_n_checkpoints_at_expected_steps(smoke_cfg, teacher):
-    steps_per_epoch = math.ceil(teacher["n"]["train"] / smoke_cfg.batch_size)
+    steps_per_epoch = math.ceil(teacher.n["train"] / smoke_cfg.batch_size)
     expected = checkpoint_steps(steps_per_epoch * smoke_cfg.teacher_epochs, smoke_cfg.n_checkpoints)
-    assert [t["step"] for t in teacher["trajectory"]] == expected
-    assert len(teacher["trajectory"]) == smoke_cfg.n_checkpoints
-    assert teacher["trajectory"][-1]["epoch"] == pytest.approx(smoke_cfg.teacher_epochs)
-    assert teacher["best"] in {t["checkpoint"] for t in teacher["trajectory"]}
-    best = max(t["dev"]["selection"] for t in teacher["trajectory"])
-    assert next(t for t in teacher["trajectory"] if t["checkpoint"] == teacher["best"])["dev"]["selection"] == best
+    assert [t.step for t in teacher.trajectory] == expected
+    assert len(teacher.trajectory) == smoke_cfg.n_checkpoints
+    assert teacher.trajectory[-1].epoch == pytest.approx(smoke_cfg.teacher_epochs)
+    assert teacher.best in {t.checkpoint for t in teacher.trajectory}
+    best = max(t.dev.selection for t in teacher.trajectory)
+    assert next(t for t in teacher.trajectory if t.checkpoint == teacher.best).dev.selection == best
 
 
 def test_evaluation_scores_in_range_with_per_sample_rows(smoke_cfg, teacher):
-    test = teacher["test"]
-    assert 0.0 <= test["accuracy"] <= 1.0 and -1.0 <= test["kappa"] <= 1.0 or math.isnan(test["kappa"])
-    assert test["n"] == teacher["n"]["test"] and 0 <= test["n_unparsed"] <= test["n"]
-    rows = pd.read_csv(f"{teacher['path']}/test.csv")
-    assert len(rows) == teacher["n"]["test"] and rows["id"].is_unique
+    test = teacher.test
+    assert 0.0 <= test.accuracy <= 1.0 and -1.0 <= test.kappa <= 1.0 or math.isnan(test.kappa)
+    assert test.n == teacher.n["test"] and 0 <= test.n_unparsed <= test.n
+    rows = pd.read_csv(f"{teacher.path}/test.csv")
+    assert len(rows) == teacher.n["test"] and rows["id"].is_unique
     assert set(rows.columns) >= {"id", "tag", "gold", "generated", "prediction", "correct", "gold_loss"}
     assert rows["correct"].between(0, 1).all() and (rows["gold_loss"] > 0).all()
-    assert rows["correct"].mean() == pytest.approx(test["accuracy"])
+    assert rows["correct"].mean() == pytest.approx(test.accuracy)
 
 
 def test_student_anchor_covers_every_train_id(smoke_cfg, student):
-    anchor = pd.read_csv(f"{student['path']}/anchor.csv")
+    anchor = pd.read_csv(f"{student.path}/anchor.csv")
     train_ids = [r["id"] for r in load_task("crade", max_train=smoke_cfg.max_train)["train"]]
     assert sorted(anchor["id"]) == sorted(train_ids)
     assert anchor["loss"].map(math.isfinite).all() and (anchor["loss"] > 0).all()
 
 
 def test_teacher_is_bigger_than_student(smoke_cfg, teacher, student):
-    t = load_model(teacher["best_path"])
-    s = load_model(student["best_path"])
+    t = load_model(teacher.best_path)
+    s = load_model(student.best_path)
     assert sum(p.numel() for p in t.parameters()) > 2 * sum(p.numel() for p in s.parameters())
     assert t.config.vocab_size == s.config.vocab_size
 
 
 def test_answer_only_logits_match_the_full_forward(smoke_cfg, teacher):
-    tok = load_tokenizer(teacher["best_path"])
-    model = load_model(teacher["best_path"]).eval()
+    tok = load_tokenizer(teacher.best_path)
+    model = load_model(teacher.best_path).eval()
     items, _ = encode(load_task("crade", max_train=4)["train"][:2], tok, smoke_cfg)
     ids = torch.tensor([items[0]["input_ids"]])
     labels = torch.tensor([items[0]["labels"]])
@@ -80,7 +81,7 @@ def test_answer_only_logits_match_the_full_forward(smoke_cfg, teacher):
 
 
 def test_prompt_truncation_keeps_the_answer_and_ignores_it(smoke_cfg, teacher):
-    tok = load_tokenizer(teacher["best_path"])
+    tok = load_tokenizer(teacher.best_path)
     cfg = smoke_cfg.replace(max_length=64, max_new_tokens=8)
     rec = load_task("crade")["test"][0]
     items, n = encode([rec], tok, cfg)
@@ -111,7 +112,7 @@ def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeyp
     monkeypatch.setenv("SCD_RUNS_DIR", str(runs_dir / "fresh"))
     base_model_stage(cfg, "teacher")
     fresh = sft_stage(cfg, "teacher", "crade", 0)
-    assert [t["dev"]["gold_loss"] for t in resumed["trajectory"]] == pytest.approx(
-        [t["dev"]["gold_loss"] for t in fresh["trajectory"]], rel=1e-5)
-    assert resumed["test"]["gold_loss"] == pytest.approx(fresh["test"]["gold_loss"], rel=1e-5)
-    assert read_json(stage_dir(cfg, "sft-teacher", resumed["key"]) / "done.json")["best"] == fresh["best"]
+    assert [t.dev.gold_loss for t in resumed.trajectory] == pytest.approx(
+        [t.dev.gold_loss for t in fresh.trajectory], rel=1e-5)
+    assert resumed.test.gold_loss == pytest.approx(fresh.test.gold_loss, rel=1e-5)
+    assert SFTRecord.read(Path(resumed.path) / "done.json").best == fresh.best

@@ -1,0 +1,50 @@
+"""The benchmark tasks by name: which files each reads, how its answers are scored, its language.
+
+Plain data with no dependencies, so the config, the data loader and the scorer all name tasks
+from one list without importing each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LETTERS = "ABCDEF"
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str  # "choice" | "ner" | "yesno": how answers are parsed and scored
+    lang: str
+    test_file: str
+    pool_files: tuple[str, ...]
+    pool_tags: frozenset[str] | None = None
+    n_options: int = 0
+    kappa_weights: str | None = None
+
+
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in [
+        Task("jmmlu_med", "choice", "ja", "jmed-llm/datasets/jmmlu_med.csv",
+             ("jmed-llm/datasets/all/JMMLU-Med.csv",), n_options=4),
+        Task("crade", "choice", "ja", "jmed-llm/datasets/crade.csv",
+             ("jmed-llm/datasets/all/CRADE.csv",), n_options=4, kappa_weights="linear"),
+        Task("rrtnm", "choice", "ja", "jmed-llm/datasets/rrtnm.csv",
+             ("jmed-llm/datasets/all/RRTNM.csv",), n_options=5),
+        Task("smdis", "choice", "ja", "jmed-llm/datasets/smdis.csv",
+             ("jmed-llm/datasets/all/SMDIS.csv",), n_options=2),
+        Task("nrner", "ner", "ja", "jmed-llm/datasets/nrner.csv", ("jmed-llm/datasets/all/NRNER.csv",)),
+        Task("mrner_disease", "ner", "ja", "jmed-llm/datasets/mrner_disease.csv",
+             ("jmed-llm/datasets/all/CRNER.csv", "jmed-llm/datasets/all/RRNER.csv"), frozenset({"d"})),
+        Task("mrner_medicine", "ner", "ja", "jmed-llm/datasets/mrner_medicine.csv",
+             ("jmed-llm/datasets/all/CRNER.csv",), frozenset({"m-key", "m-val"})),
+        Task("pubmedqa", "yesno", "en", "pubmedqa/data/test_ground_truth.json",
+             ("pubmedqa/data/ori_pqal.json",)),
+    ]
+}
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
+    return TASKS[name]

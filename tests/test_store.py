@@ -1,0 +1,125 @@
+"""The stage store: keys come from the config's field metadata and cover the data a stage reads;
+compute-or-load builds once; records round-trip and refuse files of another shape; the package
+stays layered (shallow imports, small modules, a config that needs no torch)."""
+import ast
+import dataclasses
+import functools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scd.config import STAGES, Config, ModelSpec, get_config
+from scd.records import BaseRecord, Checkpoint, RecordError, Scores, SFTRecord
+from scd.store import compute_or_load, stage_dir, stage_key
+from scd.tasks import get_task
+
+SCD = Path(__file__).resolve().parents[1] / "scd"
+
+
+def other_value(f: dataclasses.Field, value):
+    """A different valid value of a config field."""
+    if isinstance(value, ModelSpec):
+        return dataclasses.replace(value, layers=value.layers + 1)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        step = 1 if isinstance(value, int) else 0.05
+        hi = f.metadata.get("hi")
+        return value + step if hi is None or value + step <= hi else value - step
+    return {"model_source": "hub", "divergence": "jsd", "selection_terms": "best", "corpus_tasks": ("crade",),
+            "max_train": 5, "max_eval": 5}.get(f.name, "other-model")
+
+
+@pytest.mark.parametrize("f", [f for f in dataclasses.fields(Config) if f.metadata["key"]], ids=lambda f: f.name)
+def test_a_field_changes_exactly_the_keys_it_declares(f):
+    base = get_config("smoke")
+    changed = dataclasses.replace(base, **{f.name: other_value(f, getattr(base, f.name))})
+    for stage in STAGES:
+        for role in ("teacher", "student"):
+            differs = stage_key(base, stage, role) != stage_key(changed, stage, role)
+            wanted = stage in f.metadata["key"] and f.metadata["role"] in (None, role)
+            assert differs == wanted, (f.name, stage, role)
+
+
+def test_every_field_declares_its_stages():
+    for f in dataclasses.fields(Config):
+        assert set(f.metadata["key"]) <= set(STAGES), f.name
+        if not f.metadata["key"]:  # entering no key needs a reason in the help text
+            assert len(f.metadata["help"]) > 20, f.name
+
+
+def test_sft_and_distill_keys_cover_the_data_they_read(smoke_cfg):
+    from scd.pipeline import sft_stage
+    from scd.run_distill import distill_stage
+
+    teacher = sft_stage(smoke_cfg, "teacher", "crade", 0)
+    task = get_task("crade")
+    assert set(teacher.key["data"]) == {task.test_file, *task.pool_files}
+    assert teacher.key["base"]["tokenizer"]["data"]  # the corpus the base LM read
+    run = distill_stage(smoke_cfg, "scd_aw", "crade", 0)
+    assert run.key["cache"]["teacher"] == teacher.key and run.key["student"]["data"] == teacher.key["data"]
+    name = Path(run.path).name
+    assert name.startswith("distill-scd_aw-crade-s0-") and Path(teacher.path).name.startswith("sft-teacher-crade-s0-")
+
+
+def test_compute_or_load_builds_once_and_checks_what_it_built(tmp_path):
+    cfg = get_config("smoke")
+    key = stage_key(cfg, "base", "student", note="test")
+    path = stage_dir(cfg, key, "base", "student")
+    assert path.name.startswith("base-student-")
+    calls = []
+
+    def build(p):
+        calls.append(p)
+        return BaseRecord(key, 7, "hash")
+
+    first = compute_or_load(tmp_path / "stage", BaseRecord, build)
+    again = compute_or_load(tmp_path / "stage", BaseRecord, build)
+    assert first == again == BaseRecord(key, 7, "hash") and len(calls) == 1
+    with pytest.raises(TypeError, match="expected SFTRecord"):
+        compute_or_load(tmp_path / "other", SFTRecord, build)
+    assert not (tmp_path / "other" / "done.json").exists()  # nothing marked done
+
+
+def test_records_round_trip_and_name_the_file_they_cannot_read(tmp_path):
+    dev = Scores(n=4, n_unparsed=1, primary=0.5, selection=0.25, gold_loss=1.5, accuracy=0.5, kappa=0.25)
+    ckpt = Checkpoint("ckpt0", 0, 3, "/x", 1.0, dev)
+    assert Checkpoint.from_json(ckpt.to_json()) == ckpt and dev.named() == {"accuracy": 0.5, "kappa": 0.25}
+    bad = tmp_path / "done.json"
+    bad.write_text('{"key": {}, "params": 1}')
+    with pytest.raises(RecordError, match=r"done.json: not a BaseRecord: missing \['tokenizer_hash'\]"):
+        BaseRecord.read(bad)
+
+
+def test_config_imports_without_torch_or_the_data():
+    code = "import sys, scd.config; sys.exit(bool({'torch', 'sklearn', 'pandas'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def _imports() -> dict[str, set[str]]:
+    mods = {p.stem: p for p in SCD.glob("*.py") if p.stem not in ("__init__", "__main__")}
+    deps = {}
+    for name, path in mods.items():
+        found = set()
+        for node in ast.parse(path.read_text()).body:  # top level: what importing the module runs
+            if isinstance(node, ast.ImportFrom) and node.module == "scd":
+                found |= {a.name for a in node.names if a.name in mods}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("scd."):
+                found.add(node.module.split(".")[1])
+        deps[name] = found
+    return deps
+
+
+def test_imports_are_shallow_and_modules_small():
+    deps = _imports()
+
+    @functools.lru_cache(None)
+    def chain(m):
+        return (m,) + max((chain(d) for d in deps[m]), key=len, default=())
+
+    longest = max((chain(m) for m in deps), key=len)
+    assert len(longest) <= 6, " -> ".join(longest)
+    sizes = {p.name: len(p.read_text().splitlines()) for p in SCD.glob("*.py")}
+    assert max(sizes.values()) <= 300, sizes
