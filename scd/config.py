@@ -58,6 +58,8 @@ class Config:
     student_id: str = _f("", "hub id or local path of the student (hub)", key=("base",), role="student")
     corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all",
                                               key=("tokenizer", "base"))
+    corpus_excludes_eval: bool = _f(False, "drop from that corpus every passage that also occurs in a dev or test "
+                                    "split (splits are disjoint by question, not by passage)", key=("tokenizer", "base"))
     vocab_size: int = _f(8000, "tokenizer vocabulary (scratch)", key=("tokenizer",), lo=256)
     max_piece_length: int = _f(3, "longest BPE piece; short pieces let tiny models read Japanese",
                                key=("tokenizer",), lo=1)
@@ -73,6 +75,8 @@ class Config:
     max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)",
                          key=("sft", "cache"), lo=32)
     max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)", key=("sft",))
+    train_sampling: str = _f("natural", "natural: a stratified sample of the pool's label mix; balanced: the test "
+                             "set's label mix, minority labels repeated (choice and yes/no tasks)", key=("sft",))
     max_eval: int | None = _f(None, "cap on dev/test items (label-stratified sample, counted); None = all",
                               key=("sft",))
     batch_size: int = _f(8, "global train batch (all processes)", key=("sft",), lo=1)
@@ -85,9 +89,13 @@ class Config:
     n_checkpoints: int = _f(3, "N: teacher checkpoints kept, evenly spaced over its SFT", key=("sft",), lo=1, hi=64)
     stage_epochs: int = _f(2, "T: epochs per distillation stage (paper: 2)", key=("distill",), lo=1, hi=100)
     warmup_ratio: float = _f(0.1, "cosine schedule warm-up share", key=("base", "sft"), lo=0.0, hi=1.0)
+    warmup_from_first_step: bool = _f(False, "warm-up gives the first optimiser step lr > 0 (transformers' "
+                                      "starts at 0)", key=("base", "sft"))
     weight_decay: float = _f(0.0, "AdamW weight decay", key=("base", "sft"), lo=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping", key=("base", "sft"), lo=0.0)
     max_new_tokens: int = _f(64, "generation cap for NER lists (choice/yes-no need 2)", key=("sft", "cache"), lo=1)
+    stop_at_bracket: bool = _f(False, "NER: end generation at the list's closing bracket (instead of EOS or "
+                               "the budget)", key=("sft",))
     top_k: int = _f(32, "teacher top-k kept in the target cache", key=("cache",), lo=1)
     divergence: str = _f("forward_kl", "KD divergence (see scd.methods.DIVERGENCES)", key=("distill",))
     skew_alpha: float = _f(0.1, "skew KL divergences: the student's share of the mixture", key=("distill",),
@@ -97,7 +105,9 @@ class Config:
     alpha: float = _f(0.5, "fixed weighting: w = alpha on KD, 1-alpha on gold CE", key=("distill",), lo=0.0, hi=1.0)
     selection_terms: str = _f("both", "SCD criterion terms: both | best (KL(p_best||p_c) only) | student "
                               "(KL(p_student||p_c) only)", key=("distill",))
-    probe_size: int = _f(64, "SCD selection probe: first n train items (stable order)", key=("cache",), lo=1)
+    probe_size: int = _f(64, "SCD selection probe: n train items", key=("cache",), lo=1)
+    probe_sampling: str = _f("first", "SCD probe: first (file order) or stratified (seeded, label-stratified)",
+                             key=("cache",))
     bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)", key=("base", "sft", "cache"))
     gradient_checkpointing: bool = _f(False, "trade compute for memory (large models); the same numbers either way",
                                       key=())
@@ -114,6 +124,10 @@ class Config:
             raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)}")
         if self.divergence not in DIVERGENCES:
             raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
+        if self.probe_sampling not in ("first", "stratified"):
+            raise ValueError(f"config probe_sampling={self.probe_sampling!r}: expected first or stratified")
+        if self.train_sampling not in ("natural", "balanced"):
+            raise ValueError(f"config train_sampling={self.train_sampling!r}: expected natural or balanced")
         if self.selection_terms not in ("both", "best", "student"):
             raise ValueError(f"config selection_terms={self.selection_terms!r}: expected both, best or student")
         if self.model_source not in ("scratch", "hub", "gemma"):

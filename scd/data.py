@@ -183,11 +183,20 @@ def load_task(name: str, root=None, max_train: int | None = None, seed: int = DA
     return splits
 
 
-def load_splits(name: str, root=None, max_train: int | None = None, max_eval: int | None = None) -> dict:
-    """The task's splits as a run uses them: ``max_train`` applied, and ``max_eval`` as a
+def load_splits(name: str, root=None, max_train: int | None = None, max_eval: int | None = None,
+                sampling: str = "natural") -> dict:
+    """The task's splits as a run uses them: ``max_train`` applied (``sampling="balanced"``: drawn
+    to the test set's label mix, see :func:`balanced_train`), and ``max_eval`` as a
     label-stratified sample of dev and test (the test files are sorted by label, so their first
     items would all share one answer), counted in ``stats``."""
-    splits = load_task(name, root, max_train=max_train)
+    if sampling not in ("natural", "balanced"):
+        raise ValueError(f"sampling={sampling!r}: expected natural or balanced")
+    balanced = sampling == "balanced" and get_task(name).kind != "ner"
+    splits = load_task(name, root, max_train=None if balanced else max_train)
+    if balanced:
+        splits["train"], repeated = balanced_train(splits["train"], [r["label"] for r in splits["test"]],
+                                                   max_train or len(splits["train"]), DATA_SEED + 3)
+        splits["stats"]["train_repeated"] = repeated
     for split in ("dev", "test"):
         records = splits[split]
         if max_eval and len(records) > max_eval:
@@ -195,6 +204,30 @@ def load_splits(name: str, root=None, max_train: int | None = None, max_eval: in
             splits[split] = [records[i] for i in keep]
             splits["stats"][f"{split}_not_used"] = len(records) - max_eval
     return splits
+
+
+def balanced_train(train: list[dict], test_labels: list[str], n: int, seed: int) -> tuple[list[dict], int]:
+    """``n`` train items whose label mix is the test set's (largest remainder), instead of the
+    pool's skew (CRADE's pool is 85% "A", its test set 25% of each label). A label with fewer
+    items than its quota has them repeated, each pass in a fresh seeded order; a repeat gets the
+    id ``<id>#r<k>`` so that every train id stays unique. Returns the items (in pool order, the
+    repeats after) and how many are repeats."""
+    rng = np.random.default_rng(seed)
+    prior = Counter(test_labels)
+    by_label = {k: [i for i, r in enumerate(train) if r["label"] == k] for k in sorted(prior)}
+    missing = [k for k, idx in by_label.items() if not idx]
+    if missing:
+        raise DataError(f"balanced sampling: the train split has no item with label(s) {missing} that the test set has")
+    quota = {k: n * v / len(test_labels) for k, v in prior.items()}
+    alloc = {k: int(q) for k, q in quota.items()}
+    for k in sorted(quota, key=lambda k: (-(quota[k] - alloc[k]), k))[: n - sum(alloc.values())]:
+        alloc[k] += 1
+    first, repeats = [], []
+    for k, idx in by_label.items():
+        take = [int(i) for _ in range(-(-alloc[k] // len(idx))) for i in rng.permutation(idx)][: alloc[k]]
+        first += take[: len(idx)]
+        repeats += [dict(train[i], id=f"{train[i]['id']}#r{j // len(idx)}") for j, i in enumerate(take) if j >= len(idx)]
+    return [train[i] for i in sorted(first)] + repeats, len(repeats)
 
 
 def check_disjoint(splits: dict[str, list[dict]]) -> None:
@@ -211,27 +244,45 @@ def check_disjoint(splits: dict[str, list[dict]]) -> None:
 QUOTED = re.compile(r"「(.+?)」", re.S)
 
 
-def corpus_texts(tasks=None, root=None) -> list[str]:
+def passages(rec: dict) -> list[str]:
+    """The domain text of a record: JMED-LLM's 「」-wrapped clinical passages (brackets kept), or
+    PubMedQA's contexts."""
+    if rec["kind"] == "yesno":
+        return list(rec["contexts"])
+    return [f"「{p}」" for p in QUOTED.findall(rec["question"])]
+
+
+def eval_passages(root=None) -> set[str]:
+    """Every passage of every task's dev and test split: text that must not enter pretraining."""
+    return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, root)[split] for p in passages(r)}
+
+
+def corpus_texts(tasks=None, root=None, exclude_eval: bool = False) -> list[str]:
     """Train-split text of ``tasks`` (None: every task; never dev/test), deduplicated, in a stable
     order: the corpus of the tokenizer and the base LMs.
 
     JMED-LLM questions wrap the clinical passage in 「」 — that passage is the domain text;
-    PubMedQA contributes its train contexts and long answers.
+    PubMedQA contributes its train contexts and long answers. Splits are disjoint by question,
+    not by passage (most CRADE, RRTNM and SMDIS test passages also occur in train questions), so
+    ``exclude_eval`` drops every passage that also occurs in any task's dev or test split.
     """
+    banned = eval_passages(root) if exclude_eval else set()
     seen, texts = set(), []
     for name in sorted(tasks or TASKS):
         train = load_task(name, root)["train"]
         for rec in train:
+            pieces = passages(rec)
             if rec["kind"] == "yesno":
-                pieces = rec["contexts"] + [rec["long_answer"]]
-            else:  # the passage (brackets kept) and, once each, the instruction around it
-                passages = QUOTED.findall(rec["question"])
-                pieces = [f"「{p}」" for p in passages] + [QUOTED.sub("", rec["question"])]
+                pieces.append(rec["long_answer"])
+            else:  # the passage and, once each, the instruction around it
+                pieces.append(QUOTED.sub("", rec["question"]))
             if rec["kind"] != "choice":
                 pieces.append(rec["answer"])
-            for text in pieces + ([rec["prompt"] + rec["answer"]] if rec is train[0] else []):
+            if rec is train[0] and not set(passages(rec)) & banned:
+                pieces.append(rec["prompt"] + rec["answer"])
+            for text in pieces:
                 text = text.strip()
-                if text and text not in seen:
+                if text and text not in seen and text not in banned:
                     seen.add(text)
                     texts.append(text)
     return texts

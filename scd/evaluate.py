@@ -44,8 +44,11 @@ def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config
 
 
 @torch.no_grad()
-def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, desc: str = "generate") -> list[str]:
+def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, desc: str = "generate",
+             stop: str | None = None) -> list[str]:
+    """Greedy continuations of the prompts; ``stop``: a string that ends a sequence (kept)."""
     model.eval()
+    stopping = {"stop_strings": [stop], "tokenizer": tok} if stop else {}
     prompts = prompt_ids(records, tok, cfg)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: list[str] = [""] * len(prompts)
@@ -56,7 +59,8 @@ def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, 
         ids = torch.tensor([[tok.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=dev)
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx], device=dev)
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             use_cache=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                             use_cache=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                             **stopping)
         for row, i in enumerate(idx):
             texts[i] = tok.decode(out[row, width:], skip_special_tokens=True).strip()
     return texts
@@ -66,7 +70,8 @@ def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_n
              desc: str = "eval") -> tuple[dict, pd.DataFrame]:
     """Score one split: summary metrics and one row per sample."""
     task = get_task(task_name)
-    texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate")
+    stop = "]" if task.kind == "ner" and cfg.stop_at_bracket else None  # a list ends at its closing bracket
+    texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate", stop=stop)
     losses = gold_losses(model, tok, records, cfg, desc=f"{desc} loss")
     golds = [r["answer"] for r in records]
     summary = metrics.score(task.kind, golds, texts, weights=task.kappa_weights)

@@ -11,6 +11,7 @@ WEIGHTINGS = ("fixed", "aw")
 BASELINES = ("teacher_sft", "student_sft")
 METHODS = tuple(p + ("_aw" if w == "aw" else "") for w in WEIGHTINGS for p in POLICIES)
 MODELS = BASELINES + METHODS  # the order of every table row and figure bar
+REFERENCE = "train_reference"  # not an LM: what the train split alone gives (scd.reference); Table 1's last row
 
 # KD divergence -> {keyword of its function in scd.divergences: the config field that sets it}
 DIVERGENCES: dict[str, dict[str, str]] = {
@@ -40,4 +41,5 @@ def parse_method(name: str) -> Method:
 def in_order(models) -> list[str]:
     """``models`` in the registry's order (unknown names last, as given)."""
     present = list(dict.fromkeys(models))
-    return [m for m in MODELS if m in present] + [m for m in present if m not in MODELS]
+    return [m for m in MODELS if m in present] + [m for m in present if m not in MODELS + (REFERENCE,)] + \
+        [REFERENCE] * (REFERENCE in present)

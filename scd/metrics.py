@@ -61,6 +61,28 @@ def parse_entities(text: str) -> list[str] | None:
     return None
 
 
+QUOTED_ITEM = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")  # one complete '...' or "..." literal
+
+
+def parse_entities_lenient(text: str) -> list[str] | None:
+    """The secondary NER parse: a list cut short (by the token budget, or looping) keeps its
+    complete quoted items, de-duplicated in order; ``None`` if there is no list at all. The strict
+    parse (:func:`parse_entities`) stays primary, as JMED-LLM scores."""
+    strict = parse_entities(text)
+    if strict is not None:
+        return list(dict.fromkeys(strict))
+    if not isinstance(text, str) or "[" not in text:
+        return None
+    body = text[text.index("[") + 1:].split("]")[0]
+    items = []
+    for match in QUOTED_ITEM.finditer(body):
+        try:
+            items.append(ast.literal_eval(match.group(0)))
+        except (ValueError, SyntaxError):
+            continue
+    return list(dict.fromkeys(items))
+
+
 def serialize_entities(entities: list[str]) -> str:
     """Python-literal list (``repr``), the format the data files and prompts use.
 
@@ -120,6 +142,22 @@ def partial_f1(gold: list[str], pred: list[str]) -> float:
     return _f1(matched_pred / len(p), matched_gold / len(g))
 
 
+def partial_f1_upstream(gold: list[str], pred: list[str]) -> float:
+    """Per-sample "partial F1" as JMED-LLM's code computes it (``partial_f1_score`` in its
+    ``src/utils.py`` at the pinned commit), kept because the published numbers, and presumably
+    the paper's, come from it. Its loop tests set membership, so a sample scores only when some
+    prediction equals some gold entity exactly, and then every gold entity counts as matched:
+    recall 1, precision |G|/|P|, F1 = 2|G|/(|G|+|P|), above 1 when fewer distinct entities are
+    predicted than there are gold ones (gold {a, b, c}, prediction {a}: 1.5). Empty gold is
+    handled as in :func:`exact_f1` (upstream divides by zero there)."""
+    g, p = set(gold), set(pred)
+    if not g:
+        return 1.0 if not p else 0.0
+    if not g & p:
+        return 0.0
+    return _f1(len(g) / len(p), 1.0)
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
@@ -145,11 +183,11 @@ def per_sample_correct(kind: str, gold, pred) -> float:
     """
     _check_kind(kind)
     if kind == "ner":
-        return partial_f1(_gold_entities(gold), pred if pred is not None else [])
+        return partial_f1(gold_entities(gold), pred if pred is not None else [])
     return 1.0 if pred is not None and pred == gold else 0.0
 
 
-def _gold_entities(gold) -> list[str]:
+def gold_entities(gold) -> list[str]:
     """Accept gold as a list or in its serialized form straight from the data."""
     if isinstance(gold, str):
         parsed = parse_entities(gold)
@@ -208,10 +246,14 @@ def score(kind: str, golds: list, texts: list[str], weights: str | None = None) 
     out: dict = {"n": n, "n_unparsed": sum(p is None for p in preds)}
 
     if kind == "ner":
-        gold_lists = [_gold_entities(g) for g in golds]
+        gold_lists = [gold_entities(g) for g in golds]
         pred_lists = [p if p is not None else [] for p in preds]
         out["exact_f1"] = sum(map(exact_f1, gold_lists, pred_lists)) / n
         out["partial_f1"] = sum(map(partial_f1, gold_lists, pred_lists)) / n
+        out["partial_f1_upstream"] = sum(map(partial_f1_upstream, gold_lists, pred_lists)) / n
+        lenient = [parse_entities_lenient(t) for t in texts]
+        out["n_unparsed_lenient"] = sum(p is None for p in lenient)
+        out["partial_f1_lenient"] = sum(partial_f1(g, p or []) for g, p in zip(gold_lists, lenient)) / n
         out["primary"] = out["selection"] = out["partial_f1"]
     else:
         valid = CHOICE_LETTERS if kind == "choice" else YES_NO_MAYBE

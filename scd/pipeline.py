@@ -25,7 +25,7 @@ from scd.store import compute_or_load, corpus_tasks, data_checksums, stage_dir, 
 
 
 def task_splits(cfg: Config, task: str, root=None) -> dict[str, list[dict]]:
-    return load_splits(task, root, cfg.max_train, cfg.max_eval)
+    return load_splits(task, root, cfg.max_train, cfg.max_eval, cfg.train_sampling)
 
 
 # ------------------------------------------------------------------ tokenizer and base LMs
@@ -33,7 +33,7 @@ def tokenizer_stage(cfg: Config, root=None) -> tuple[Path, TokenizerRecord]:
     key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_tasks(cfg), root), algo="bpe-metaspace")
 
     def build(path):
-        texts = corpus_texts(cfg.corpus_tasks, root)
+        texts = corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval)
         tok = train_tokenizer(texts, cfg, path)
         return TokenizerRecord(key, len(texts), sum(map(len, texts)), tokenizer_hash(tok))
     path = stage_dir(cfg, key, "tokenizer")
@@ -54,7 +54,7 @@ def _scratch_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
     def build(path):
         tok = load_tokenizer(tok_path)
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, root), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval), tok)
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         path / "trainer", cfg.base_seed, save_to=path / "model")
@@ -92,7 +92,7 @@ def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
         start = time.time()
         tok, full = load_tokenizer(teacher_path), load_model(teacher_path)
         student = gemma.prune_layers(full, fraction=cfg.prune_fraction).to(default_device())
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, root), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval), tok)
         bos = leading_bos(tok)
         probe = dict(stream=stream, window=cfg.pretrain_window, seed=cfg.base_seed + 1, bos_id=bos)
         losses = {"teacher": window_loss(full, **probe), "pruned": window_loss(student, **probe)}

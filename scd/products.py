@@ -15,6 +15,7 @@ from scd import ablations, analysis, tables
 from scd.io import write_table
 from scd.methods import MODELS
 from scd.results import load_runs, load_samples, results_dir
+from scd.tasks import get_task
 
 if TYPE_CHECKING:
     from scd.config import Config
@@ -55,6 +56,14 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
             "claims": claims, "claims_text": text}
 
 
+def table1_upstream_ner(cfg: Config, root) -> pd.DataFrame | None:
+    """Table 1 with the NER tasks scored by JMED-LLM's own code (``metrics.partial_f1_upstream``):
+    the version comparable with the paper's numbers; None when the run has no NER task."""
+    if not any(get_task(t).kind == "ner" for t in cfg.tasks):
+        return None
+    return tables.table1(tables.score_table(cfg, root=root, ner="upstream"))
+
+
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """Training and selection seconds per model, summed over tasks and seeds, against student SFT."""
     cost = runs.groupby("model")[["train_s", "select_s"]].sum()
@@ -68,6 +77,9 @@ def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
     out = results_dir(cfg, root)
     scores = tables.score_table(cfg, root=root)
     paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
+    upstream = table1_upstream_ner(cfg, root)
+    if upstream is not None:
+        paths += write_table(out / "table1_ci_upstream_ner", upstream)
     sub = sfs_tfs(cfg, root)
     for name in ("decomposition", "scores", "subtask_view", "claims"):
         paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])

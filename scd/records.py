@@ -69,10 +69,14 @@ class Scores(Record):
     macro_f1: float | None = None
     exact_f1: float | None = None
     partial_f1: float | None = None
+    partial_f1_upstream: float | None = None  # JMED-LLM's code, comparable with the paper (scd.metrics)
+    partial_f1_lenient: float | None = None  # NER: complete items of a cut list kept (secondary)
+    n_unparsed_lenient: int | None = None
 
     def named(self) -> dict[str, float]:
         """The task's own metrics (the ones it has), for a results row."""
-        return {k: v for k in ("accuracy", "kappa", "macro_f1", "exact_f1", "partial_f1")
+        return {k: v for k in ("accuracy", "kappa", "macro_f1", "exact_f1", "partial_f1", "partial_f1_upstream",
+                               "partial_f1_lenient", "n_unparsed_lenient")
                 if (v := getattr(self, k)) is not None}
 
 

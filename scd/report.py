@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scd.data import TASKS, load_task
+from scd.data import TASKS, load_task, passages
 from scd.io import write_table
 
 
@@ -31,6 +31,22 @@ def data_summary(root=None, max_train: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def passage_overlap(root=None) -> pd.DataFrame:
+    """Test and dev items whose passage also occurs in a train split (of any task): the splits are
+    disjoint by question, not by passage, so these passages reach the tokenizer and base-LM corpus
+    unless ``corpus_excludes_eval`` is set."""
+    splits = {name: load_task(name, root) for name in TASKS}
+    train = {p for s in splits.values() for r in s["train"] for p in passages(r)}
+    rows = []
+    for name, s in splits.items():
+        for split in ("dev", "test"):
+            shared = [r for r in s[split] if set(passages(r)) & train]
+            rows.append({"task": name, "split": split, "n": len(s[split]), "items_with_train_passage": len(shared),
+                         "distinct_shared_passages": len({p for r in shared for p in passages(r)} & train)})
+    return pd.DataFrame(rows)
+
+
 def write_data_summary(out_dir: str | Path = "results", root=None) -> tuple[pd.DataFrame, list[Path]]:
     frame = data_summary(root)
-    return frame, write_table(Path(out_dir) / "data_summary", frame, floatfmt=".0f")
+    paths = write_table(Path(out_dir) / "passage_overlap", passage_overlap(root), floatfmt=".0f")
+    return frame, write_table(Path(out_dir) / "data_summary", frame, floatfmt=".0f") + paths

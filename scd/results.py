@@ -79,5 +79,11 @@ def load_samples(cfg: Config, task: str, model: str, seed: int, root: str | Path
     return pd.read_csv(results_dir(cfg, root) / "samples" / task / f"{model}_seed{seed}.csv")
 
 
+def reference_path(cfg: Config, task: str, root: str | Path = "results") -> Path:
+    """Per-sample test rows of the train-split reference (``scd.reference``); one per task, as it
+    does not depend on the run seed."""
+    return results_dir(cfg, root) / "samples" / task / "train_reference.csv"
+
+
 def load_weights(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:
     return pd.read_csv(results_dir(cfg, root) / "weights" / task / f"{model}_seed{seed}.csv")

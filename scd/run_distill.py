@@ -15,6 +15,7 @@ import torch
 from scd import ranks
 from scd.cache import build_targets, join_targets, load_targets, save_targets
 from scd.config import Config
+from scd.data import DATA_SEED, stratified_take
 from scd.distill import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
 from scd.encoding import PadCollator, encode
 from scd.evaluate import evaluate, new_token_budget
@@ -34,7 +35,12 @@ def check_shared_vocabulary(teacher: SFTRecord, student_sft: SFTRecord) -> None:
 
 
 def probe_records(cfg: Config, train: list[dict]) -> list[dict]:
-    return train[: cfg.probe_size]
+    """SCD's selection probe: the first ``probe_size`` train items in file order, or a seeded
+    label-stratified sample of them (``probe_sampling="stratified"``: file order can be skewed,
+    e.g. CRADE's first 32 items are 14 "D" where train is 9.5% "D")."""
+    if cfg.probe_sampling == "first" or len(train) <= cfg.probe_size:
+        return train[: cfg.probe_size]
+    return [train[i] for i in stratified_take([r["label"] for r in train], cfg.probe_size, DATA_SEED + 4)]
 
 
 def cache_key(cfg: Config, teacher: SFTRecord) -> dict:

@@ -2,15 +2,18 @@
 and seeds, paired comparisons against the teacher, and the paper's reported numbers beside."""
 from __future__ import annotations
 
+import ast
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from scd import metrics
 from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
-from scd.methods import MODELS, in_order
-from scd.results import load_samples
+from scd.methods import MODELS, REFERENCE, in_order
+from scd.results import load_samples, reference_path
+from scd.tasks import get_task
 
 if TYPE_CHECKING:
     from scd.config import Config
@@ -20,22 +23,39 @@ def paper_reported() -> pd.DataFrame:
     return pd.read_csv(files("scd").joinpath("paper_reported.csv"))
 
 
-def credit_matrix(cfg: Config, task: str, model: str, root="results") -> np.ndarray:
-    """``[seeds, items]`` per-sample credit, items aligned by id across seeds and models."""
+def upstream_credit(rows: pd.DataFrame) -> np.ndarray:
+    """Per-sample NER credit by JMED-LLM's own code (``metrics.partial_f1_upstream``), recomputed
+    from a per-sample table's gold and parsed prediction (unparsed: the empty list, as upstream)."""
+    preds = [[] if pd.isna(p) else ast.literal_eval(p) for p in rows["prediction"]]
+    return np.array([metrics.partial_f1_upstream(metrics.gold_entities(g), p) for g, p in zip(rows["gold"], preds)])
+
+
+def credit_matrix(cfg: Config, task: str, model: str, root="results", ner: str = "defined") -> np.ndarray:
+    """``[seeds, items]`` per-sample credit, items aligned by id across seeds and models.
+    ``ner="upstream"`` scores NER tasks by JMED-LLM's code instead of the definition."""
     frames = [load_samples(cfg, task, model, seed, root).sort_values("id") for seed in cfg.seeds]
-    return np.stack([f["correct"].to_numpy(dtype=float) for f in frames])
+    return np.stack([_credit(f, task, ner) for f in frames])
 
 
-def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000) -> pd.DataFrame:
+def _credit(rows: pd.DataFrame, task: str, ner: str) -> np.ndarray:
+    if ner == "upstream" and get_task(task).kind == "ner":
+        return upstream_credit(rows)
+    return rows["correct"].to_numpy(dtype=float)
+
+
+def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
     """Long table: model, task (and 'average'), mean, lo, hi, diff vs teacher, its interval, p."""
-    credit = {m: {t: credit_matrix(cfg, t, m, root) for t in cfg.tasks} for m in models}
-    teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root) for t in cfg.tasks}
+    credit = {m: {t: credit_matrix(cfg, t, m, root, ner) for t in cfg.tasks} for m in models}
+    teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root, ner) for t in cfg.tasks}
+    if all(reference_path(cfg, t, root).is_file() for t in cfg.tasks):  # one row set, no seeds: [1, items]
+        credit[REFERENCE] = {t: _credit(pd.read_csv(reference_path(cfg, t, root)).sort_values("id"), t, ner)[None]
+                             for t in cfg.tasks}
     rows = []
     for model, per_task in credit.items():
         for task, m in per_task.items():
             mean, lo, hi = bootstrap_ci(m, n_boot)
             rows.append({"model": model, "task": task, "mean": mean, "lo": lo, "hi": hi}
-                        | ({} if model == "teacher_sft" else _versus_teacher(m, teacher[task], n_boot)))
+                        | ({} if model in ("teacher_sft", REFERENCE) else _versus_teacher(m, teacher[task], n_boot)))
         mean, lo, hi, _ = task_average_ci(per_task, n_boot)
         rows.append({"model": model, "task": "average", "mean": mean, "lo": lo, "hi": hi})
     table = pd.DataFrame(rows)
@@ -51,7 +71,7 @@ def _versus_teacher(m: np.ndarray, teacher: np.ndarray, n_boot: int) -> dict:
 def _average_vs_teacher(table: pd.DataFrame, credit: dict, n_boot: int) -> pd.DataFrame:
     teacher = credit["teacher_sft"]
     for model, per_task in credit.items():
-        if model == "teacher_sft":
+        if model in ("teacher_sft", REFERENCE):
             continue
         diff, lo, hi, _ = task_average_ci({t: m - teacher[t] for t, m in per_task.items()}, n_boot, seed=1)
         mask = (table.model == model) & (table.task == "average")
@@ -64,7 +84,7 @@ def table1(scores: pd.DataFrame) -> pd.DataFrame:
     """Wide Table 1: 'mean [lo, hi]' per task and the average; '≈' marks a difference from the
     teacher that a 95% paired interval cannot tell from noise; paper numbers where reported."""
     def cell(r) -> str:
-        mark = "" if r.model == "teacher_sft" or bool(r.distinguishable) else " ≈"
+        mark = "" if r.model in ("teacher_sft", REFERENCE) or bool(r.distinguishable) else " ≈"
         return f"{r.mean:.3f} [{r.lo:.3f}, {r.hi:.3f}]{mark}"
 
     cells = [cell(r) for r in scores.itertuples()]

@@ -3,6 +3,7 @@ config (AdamW (0.9, 0.95), clip, cosine with warm-up, as in the paper), a per-ba
 base class, the non-finite-loss guard and resumption from the newest complete checkpoint."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,24 @@ class MeanLossTrainer(Trainer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """With ``warmup_from_first_step`` the cosine warm-up gives step 1 a learning rate
+        ``peak/(w+1)`` instead of 0 (transformers' warm-up starts at 0, so a stage of one
+        optimiser step would not move the model at all)."""
+        if self.lr_scheduler is None and getattr(self.args, "warmup_from_first_step", False):
+            warm = self.args.get_warmup_steps(num_training_steps)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer, lambda step: cosine_from_first_step(step, warm, num_training_steps))
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+def cosine_from_first_step(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps that starts above 0, then cosine to 0."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
 def check_finite(loss: torch.Tensor, step: int, sample_ids) -> None:
@@ -55,7 +74,9 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
     if cfg.gradient_checkpointing:  # named only when on: transformers 5.24 warns on every use of the name
         kwargs["gradient_checkpointing"] = True
     kwargs.update(extra)
-    return TrainingArguments(**kwargs)
+    args = TrainingArguments(**kwargs)
+    args.warmup_from_first_step = cfg.warmup_from_first_step  # read by MeanLossTrainer.create_scheduler
+    return args
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:

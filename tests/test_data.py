@@ -157,3 +157,38 @@ def test_download_from_local_mirror_and_offline_failure(data_dir, tmp_path):
         "pubmedqa/pubmedqa/1cbae8e92f72f20c8d3747cbb3bf5bc53554d997/data/ori_pqal.json")
     with pytest.raises(DataError, match="could not download .*offline"):
         datafiles.download(tmp_path / "offline", url_for=lambda rel: "http://127.0.0.1:9/" + rel, timeout=2)
+
+
+def test_balanced_train_matches_the_test_label_mix_and_keeps_ids_unique():
+    from scd.data import DataError, balanced_train
+
+    train = [{"id": f"t:{i}", "label": "A" if i < 8 else "B"} for i in range(10)]
+    items, repeated = balanced_train(train, ["A", "B", "B", "A"], 6, seed=1)
+    assert Counter(r["label"] for r in items) == Counter(A=3, B=3) and repeated == 1
+    assert len({r["id"] for r in items}) == 6 and sum(r["id"].endswith("#r1") for r in items) == 1
+    assert {r["id"] for r in items if r["label"] == "B"} >= {"t:8", "t:9"}  # every minority item before a repeat
+    assert balanced_train(train, ["A", "B", "B", "A"], 6, seed=1) == (items, repeated)  # seeded
+    with pytest.raises(DataError, match=r"no item with label\(s\) \['C'\]"):
+        balanced_train(train, ["A", "C"], 4, seed=1)
+
+
+def test_balanced_sampling_of_a_real_task(data_dir):
+    from scd.data import load_splits
+
+    crade = load_splits("crade", max_train=400, sampling="balanced")
+    assert Counter(r["label"] for r in crade["train"]) == Counter(A=100, B=100, C=100, D=100)
+    assert crade["stats"]["train_repeated"] > 0 and len({r["id"] for r in crade["train"]}) == 400
+    assert load_splits("nrner", max_train=50, sampling="balanced")["train"] == load_splits("nrner", max_train=50)["train"]
+
+
+def test_corpus_can_exclude_every_dev_and_test_passage(data_dir):
+    from scd.data import corpus_texts, eval_passages
+    from scd.report import passage_overlap
+
+    banned = eval_passages()
+    full, clean = corpus_texts(["crade", "pubmedqa"]), corpus_texts(["crade", "pubmedqa"], exclude_eval=True)
+    assert set(full) & banned and not set(clean) & banned  # the default corpus holds test passages
+    assert set(clean) <= set(full) and len(clean) < len(full)
+    overlap = passage_overlap().set_index(["task", "split"])
+    assert overlap.loc[("crade", "test"), "items_with_train_passage"] == 100
+    assert overlap.loc[("jmmlu_med", "test"), "items_with_train_passage"] <= 1

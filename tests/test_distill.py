@@ -193,3 +193,17 @@ def test_cache_parts_of_ranks_join_to_the_one_process_build(smoke_cfg, teacher):
         assert torch.equal(getattr(joined, name), getattr(whole, name)), name
     with pytest.raises(CacheMismatch, match="missing"):
         join_targets(parts[:2], [r["id"] for r in train])
+
+
+def test_stratified_probe_follows_the_train_label_mix(smoke_cfg):
+    from collections import Counter
+
+    from scd.data import load_splits
+    from scd.run_distill import probe_records
+
+    train = load_splits("crade", max_train=400)["train"]
+    cfg = smoke_cfg.replace(probe_size=40, probe_sampling="stratified")
+    probe = probe_records(cfg, train)
+    mix, want = Counter(r["label"] for r in probe), Counter(r["label"] for r in train)
+    assert len(probe) == 40 and all(abs(mix[k] - 40 * v / len(train)) < 1 for k, v in want.items())
+    assert probe == probe_records(cfg, train) and probe_records(smoke_cfg.replace(probe_size=40), train) == train[:40]

@@ -254,3 +254,53 @@ def test_length_mismatch_and_other_errors():
         m.score("foo", ["A"], ["A"])
     with pytest.raises(ValueError, match="weights"):
         m.score("yesno", ["yes"], ["yes"], weights="linear")
+
+
+def test_partial_f1_upstream_reproduces_jmed_llms_code_quirk_included():
+    from scd.metrics import partial_f1, partial_f1_upstream
+
+    assert partial_f1_upstream(["a", "b", "c"], ["a"]) == pytest.approx(1.5)  # above 1: every gold counts
+    assert partial_f1(["a", "b", "c"], ["a"]) == pytest.approx(0.5)  # the definition: recall 1/3, precision 1
+    assert partial_f1_upstream(["肝転移"], ["肝転移あり"]) == 0.0  # membership, not substring
+    assert partial_f1(["肝転移"], ["肝転移あり"]) == 1.0
+    assert partial_f1_upstream(["a"], ["a", "b"]) == pytest.approx(2 / 3)
+    assert partial_f1_upstream(["a", "a", "b"], ["b", "b"]) == pytest.approx(2 * 2 / 3)  # sets: G={a,b}, P={b}
+    assert partial_f1_upstream([], []) == 1.0 and partial_f1_upstream(["a"], []) == 0.0
+
+
+def test_upstream_ner_score_on_the_committed_rows_matches_the_issue_measurement():
+    """Issue 15 applied upstream's function to the NRNER predictions committed at ae5208c (before
+    the recalibration): teacher 0.231, student 0.148, SCD+AW 0.175 (the definition: 0.118, 0.035, 0.070)."""
+    import io
+    import subprocess
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from scd.tables import upstream_credit
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def rows(model, seed):
+        blob = subprocess.run(["git", "show", f"ae5208c:results/cpu/samples/nrner/{model}_seed{seed}.csv"],
+                              cwd=repo, capture_output=True, check=True).stdout
+        return pd.read_csv(io.BytesIO(blob))
+
+    for model, upstream, defined in (("teacher_sft", 0.231, 0.118), ("student_sft", 0.148, 0.035),
+                                     ("scd_aw", 0.175, 0.070)):
+        frames = [rows(model, seed) for seed in (0, 1, 2)]
+        assert np.mean([upstream_credit(f).mean() for f in frames]) == pytest.approx(upstream, abs=5e-4)
+        assert np.mean([f["correct"].mean() for f in frames]) == pytest.approx(defined, abs=5e-4)
+
+
+def test_lenient_parse_keeps_the_complete_items_of_a_cut_list():
+    from scd.metrics import parse_entities_lenient, score
+
+    assert parse_entities_lenient("['肝転移', '肝転移', '肝転") == ["肝転移"]  # looped and cut: deduplicated
+    assert parse_entities_lenient("['a', \"b\", 'c") == ["a", "b"]
+    assert parse_entities_lenient("['a', 'a']") == ["a"] and parse_entities_lenient("[]") == []
+    assert parse_entities_lenient("no list here") is None
+    r = score("ner", ["['a', 'b']", "['c']"], ["['a', 'b', 'x", "nothing"])
+    assert r["n_unparsed"] == 2 and r["n_unparsed_lenient"] == 1
+    assert r["partial_f1"] == 0.0 and r["partial_f1_lenient"] == pytest.approx((1.0 + 0.0) / 2)

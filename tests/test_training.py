@@ -116,3 +116,49 @@ def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeyp
         [t.dev.gold_loss for t in fresh.trajectory], rel=1e-5)
     assert resumed.test.gold_loss == pytest.approx(fresh.test.gold_loss, rel=1e-5)
     assert SFTRecord.read(Path(resumed.path) / "done.json").best == fresh.best
+
+
+def test_generation_stops_at_the_stop_string(smoke_cfg):
+    """With ``stop`` a greedy continuation ends once the string has been written: a prefix of the
+    unstopped continuation that ends within one token after the first occurrence."""
+    from scd.evaluate import generate
+
+    path, _ = base_model_stage(smoke_cfg, "teacher")  # a base LM writes on; an SFT model stops after a letter
+    tok, model = load_tokenizer(path), load_model(path)
+    records = load_task("nrner")["dev"][:6]
+    free = generate(model, tok, records, smoke_cfg, 24)
+    inner = [t[:-1] for t in free if len(t) > 2]
+    assert inner, "the model wrote nothing to stop in"
+    stop = max(set("".join(inner)), key="".join(inner).count)  # its most written character
+    stopped = generate(model, tok, records, smoke_cfg, 24, stop=stop)
+    longest_piece = max(len(tok.decode([i])) for i in range(len(tok)))
+    cut = 0
+    for f, s in zip(free, stopped):
+        assert f.startswith(s)
+        if stop in f[:-1]:
+            assert stop in s and len(s) <= f.index(stop) + longest_piece
+            cut += len(s) < len(f)
+    assert cut > 0
+
+
+@pytest.mark.parametrize("from_first_step", [False, True])
+def test_a_one_step_run_moves_the_model_only_with_the_first_step_warmup(smoke_cfg, tmp_path, from_first_step):
+    """transformers' warm-up gives step 1 a learning rate of 0 (issue 15: a stage of one step never
+    changed the student); ``warmup_from_first_step`` starts the warm-up above 0."""
+    import torch
+
+    from scd.encoding import PadCollator
+    from scd.sft import AnswerOnlyTrainer
+    from scd.training import cosine_from_first_step, training_args
+
+    cfg = smoke_cfg.replace(warmup_from_first_step=from_first_step)
+    path, _ = base_model_stage(cfg, "student")
+    model, tok = load_model(path), load_tokenizer(path)
+    before = [p.detach().clone() for p in model.parameters()]
+    items, _ = encode(load_task("crade")["train"][:4], tok, cfg)
+    args = training_args(tmp_path, cfg, 1e-3, 1, 0, max_steps=1, save_strategy="no")
+    AnswerOnlyTrainer(model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id)).train()
+    moved = any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert moved == from_first_step
+    assert cosine_from_first_step(0, 1, 10) == 0.5 and cosine_from_first_step(1, 1, 10) == 1.0
+    assert cosine_from_first_step(10, 1, 10) == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,52 @@
+"""What the train split alone gives, without a language model: the floor a distilled LM should
+clear before its scores mean anything.
+
+Choice and yes/no tasks: a TF-IDF bag of character 1–3-grams of the prompt with a
+class-balanced logistic regression (scikit-learn). NER: a train-lexicon matcher that predicts
+every entity string of the train split's answers found in the prompt. Fixed settings, chosen
+before looking at any score; fitted on the run's train split, scored on its test split, in
+the same per-sample row format as a model's test rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from scd import metrics
+from scd.tasks import get_task
+
+
+
+def ngram_predictions(train: list[dict], test: list[dict], seed: int = 0) -> list[str]:
+    """Class-balanced logistic regression on TF-IDF character 1–3-grams of the prompt."""
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
+    features = vectorizer.fit_transform([r["prompt"] for r in train])
+    model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    model.fit(features, [r["answer"] for r in train])
+    return list(model.predict(vectorizer.transform([r["prompt"] for r in test])))
+
+
+def lexicon_predictions(train: list[dict], test: list[dict]) -> list[list[str]]:
+    """Every distinct train-answer entity that occurs in the test prompt, longest first."""
+    lexicon = sorted({e for r in train for e in metrics.gold_entities(r["answer"]) if e},
+                     key=lambda e: (-len(e), e))
+    return [[e for e in lexicon if e in r["prompt"]] for r in test]
+
+
+def reference_rows(task: str, train: list[dict], test: list[dict]) -> pd.DataFrame:
+    """Per-sample test rows of the reference, in a model's row format (no gold loss: no LM)."""
+    kind = get_task(task).kind
+    if kind == "ner":
+        preds = lexicon_predictions(train, test)
+        generated = [metrics.serialize_entities(p) for p in preds]
+    else:
+        preds = generated = ngram_predictions(train, test)
+    golds = [r["answer"] for r in test]
+    return pd.DataFrame({
+        "id": [r["id"] for r in test], "tag": [r["tag"] for r in test], "gold": golds, "generated": generated,
+        "prediction": [str(p) for p in preds],
+        "correct": [metrics.per_sample_correct(kind, g, p) for g, p in zip(golds, preds)],
+        "gold_loss": np.nan,
+    })
