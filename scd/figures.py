@@ -95,7 +95,7 @@ def method_bars(table: pd.DataFrame):
     ax.bar(order, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], capsize=3,
            color=sns.color_palette("deep", len(order)))
     ax.set(ylabel="average test score", title="Average over tasks (95% bootstrap interval)")
-    ax.tick_params(axis="x", rotation=30)
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
     return fig
 
 
