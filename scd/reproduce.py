@@ -90,9 +90,10 @@ def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "
     for name, overrides in ablations.variants(cfg).items():
         for task in tasks:
             for seed in cfg.seeds:
-                record = distill_stage(cfg.replace(**overrides), method, task, seed)
-                write_csv(ablations.samples_path(cfg, root, name, method, task, seed),
-                          pd.read_csv(Path(record.path) / "test.csv", dtype={"id": str}))
+                record = distill_stage(cfg.replace(**overrides), method, task, seed)  # every rank trains
+                if ranks.is_main():
+                    write_csv(ablations.samples_path(cfg, root, name, method, task, seed),
+                              pd.read_csv(Path(record.path) / "test.csv", dtype={"id": str}))
                 rows.append({"variant": name, "method": method, "task": task, "seed": seed,
                              "primary": record.test.primary, "dev_best": max(s.dev.primary for s in record.stages),
                              "train_s": record.train_s, "select_s": record.select_s,
