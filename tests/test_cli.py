@@ -22,7 +22,7 @@ def test_unknown_profile_key_and_range_fail_clearly():
 def test_reproduce_smoke_writes_table1(smoke_cfg, tmp_path, capsys):
     assert main(["run-all", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "smoke" / "table1_ci.csv")
-    assert list(table["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+    assert list(table["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw", "train_reference"]
     means = table["crade"].str.split(" ").str[0].astype(float)
     assert means.between(0, 1).all() and table["average"].str[:5].equals(table["crade"].str[:5])
     for suffix in (".md", ".tex"):

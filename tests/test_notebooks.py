@@ -59,7 +59,7 @@ def test_list_parameters_are_accepted_in_every_form():
 def test_tables_have_the_right_shape_and_ranges(executed, smoke_cfg):
     res = executed[0] / "results" / "smoke"
     t1 = pd.read_csv(res / "table1_ci.csv")
-    assert list(t1["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw"]
+    assert list(t1["model"]) == ["teacher_sft", "student_sft", "td", "cd", "scd", "td_aw", "cd_aw", "scd_aw", "train_reference"]
     assert list(t1.columns) == ["model", "crade", "average", "paper_average"]
     scores = pd.read_csv(res / "scores_ci.csv")
     assert scores["mean"].between(0, 1).all() and (scores["lo"] <= scores["mean"] + 1e-12).all()
