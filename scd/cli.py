@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="extra notebook parameter (papermill -p)")
     p = add("notebooks", "re-render the notebooks from the committed results (no training; about a minute)")
     p.add_argument("--seeds", default=None, help="default: every seed in results/<profile>/runs.csv")
+    p = add("calibrate", "the cpu profile's calibration grid, scored on dev -> results/calibration/", run_opts=False)
+    p.add_argument("--out", default="results/calibration")
     p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
     args = parser.parse_args(argv)
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         from scd.run_distill import distill_stage
 
         _print_run(distill_stage(_config(args), args.method, args.task, args.seed))
+    elif args.command == "calibrate":
+        from scd.calibration import run
+
+        print(run(user_path(args.out)).to_string(index=False))
     elif args.command == "run-all":
         from scd.reproduce import run_all
 

@@ -94,6 +94,10 @@ class Config:
     weight_decay: float = _f(0.0, "AdamW weight decay", key=("base", "sft"), lo=0.0)
     max_grad_norm: float = _f(1.0, "gradient clipping", key=("base", "sft"), lo=0.0)
     max_new_tokens: int = _f(64, "generation cap for NER lists (choice/yes-no need 2)", key=("sft", "cache"), lo=1)
+    prompt_cut: str = _f("middle", "over-long prompts: middle (lose their middle) or passage (only the passage "
+                         "loses text, around the term the question asks about)", key=("sft", "cache"))
+    prompt_room: str = _f("uniform", "prompt room: uniform (max_length - max_new_tokens for every task) or "
+                          "by_kind (choice/yes-no prompts keep all but a 4-token answer reserve)", key=("sft", "cache"))
     stop_at_bracket: bool = _f(False, "NER: end generation at the list's closing bracket (instead of EOS or "
                                "the budget)", key=("sft",))
     top_k: int = _f(32, "teacher top-k kept in the target cache", key=("cache",), lo=1)
@@ -126,6 +130,10 @@ class Config:
             raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
         if self.probe_sampling not in ("first", "stratified"):
             raise ValueError(f"config probe_sampling={self.probe_sampling!r}: expected first or stratified")
+        if self.prompt_cut not in ("middle", "passage"):
+            raise ValueError(f"config prompt_cut={self.prompt_cut!r}: expected middle or passage")
+        if self.prompt_room not in ("uniform", "by_kind"):
+            raise ValueError(f"config prompt_room={self.prompt_room!r}: expected uniform or by_kind")
         if self.train_sampling not in ("natural", "balanced"):
             raise ValueError(f"config train_sampling={self.train_sampling!r}: expected natural or balanced")
         if self.selection_terms not in ("both", "best", "student"):

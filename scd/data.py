@@ -252,6 +252,13 @@ def passages(rec: dict) -> list[str]:
     return [f"「{p}」" for p in QUOTED.findall(rec["question"])]
 
 
+def main_passage(rec: dict) -> str | None:
+    """The one passage a question is about: its longest 「」 span (CRADE also quotes the term it
+    asks about, a span shared by many unrelated questions), or PubMedQA's joined contexts."""
+    spans = [" ".join(rec["contexts"])] if rec["kind"] == "yesno" else passages(rec)
+    return max(spans, key=len) if spans else None
+
+
 def eval_passages(root=None) -> set[str]:
     """Every passage of every task's dev and test split: text that must not enter pretraining."""
     return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, root)[split] for p in passages(r)}

@@ -50,3 +50,27 @@ def reference_rows(task: str, train: list[dict], test: list[dict]) -> pd.DataFra
         "correct": [metrics.per_sample_correct(kind, g, p) for g, p in zip(golds, preds)],
         "gold_loss": np.nan,
     })
+
+
+def passage_disjoint(train: list[dict], held_out: list[dict]) -> list[dict]:
+    """Train items sharing no passage with ``held_out``: the reference without the help of test
+    passages seen in training (splits are disjoint by question, not by passage)."""
+    from scd.data import main_passage
+
+    banned = {main_passage(r) for r in held_out} - {None}
+    return [r for r in train if main_passage(r) not in banned]
+
+
+def reference_scores(task: str, splits: dict) -> list[dict]:
+    """The reference's score on dev and test, fitted on the whole train split and on its part that
+    shares no passage with the test split (dev scores of that fit are not passage-disjoint)."""
+    kind, rows = get_task(task).kind, []
+    disjoint = passage_disjoint(splits["train"], splits["test"])
+    for train_name, train in (("train", splits["train"]), ("passage-disjoint train", disjoint)):
+        for split in ("dev", "test"):
+            scored = reference_rows(task, train, splits[split]) if train else None
+            summary = metrics.score(kind, list(scored["gold"]), list(scored["generated"]),
+                                    weights=get_task(task).kappa_weights) if train else {}
+            rows.append({"task": task, "fitted_on": train_name, "n_train": len(train), "split": split,
+                         "primary": summary.get("primary", np.nan), "selection": summary.get("selection", np.nan)})
+    return rows

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scd.data import TASKS, load_task, passages
+from scd.data import TASKS, load_task, main_passage
 from scd.io import write_table
 
 
@@ -32,17 +32,20 @@ def data_summary(root=None, max_train: int | None = None) -> pd.DataFrame:
 
 
 def passage_overlap(root=None) -> pd.DataFrame:
-    """Test and dev items whose passage also occurs in a train split (of any task): the splits are
-    disjoint by question, not by passage, so these passages reach the tokenizer and base-LM corpus
-    unless ``corpus_excludes_eval`` is set."""
+    """Test and dev items whose passage (:func:`scd.data.main_passage`) also occurs in a train
+    split, of the same task or of any task: the splits are disjoint by question, not by passage, so
+    these passages reach the tokenizer and base-LM corpus unless ``corpus_excludes_eval`` is set."""
     splits = {name: load_task(name, root) for name in TASKS}
-    train = {p for s in splits.values() for r in s["train"] for p in passages(r)}
+    train = {name: {main_passage(r) for r in s["train"]} - {None} for name, s in splits.items()}
+    anywhere = set().union(*train.values())
     rows = []
     for name, s in splits.items():
         for split in ("dev", "test"):
-            shared = [r for r in s[split] if set(passages(r)) & train]
-            rows.append({"task": name, "split": split, "n": len(s[split]), "items_with_train_passage": len(shared),
-                         "distinct_shared_passages": len({p for r in shared for p in passages(r)} & train)})
+            mains = [main_passage(r) for r in s[split]]
+            rows.append({"task": name, "split": split, "n": len(mains),
+                         "passage_in_own_train": sum(p in train[name] for p in mains),
+                         "passage_in_any_train": sum(p in anywhere for p in mains),
+                         "distinct_shared_passages": len(set(mains) & anywhere)})
     return pd.DataFrame(rows)
 
 
@@ -50,3 +53,37 @@ def write_data_summary(out_dir: str | Path = "results", root=None) -> tuple[pd.D
     frame = data_summary(root)
     paths = write_table(Path(out_dir) / "passage_overlap", passage_overlap(root), floatfmt=".0f")
     return frame, write_table(Path(out_dir) / "data_summary", frame, floatfmt=".0f") + paths
+
+
+def prompt_cuts(cfg, tok, root=None, split: str = "test") -> pd.DataFrame:
+    """What the prompt cut removes, for the profile's room and tokenizer, under both rules: the
+    share of prompts cut, of their tokens removed, of cut prompts whose instruction, question and
+    options (everything outside the passage) survive whole, and of those whose passage mention of
+    the asked-about term (CRADE) survives."""
+    from scd.encoding import kept_positions, passage_focus, prompt_room
+
+    rows = []
+    for name in cfg.tasks:
+        records = load_task(name, root)[split]
+        encoded = [(r, tok(r["prompt"], return_offsets_mapping=True)) for r in records]
+        for rule in ("middle", "passage"):
+            cut = removed = whole = term_n = term_kept = 0
+            for rec, enc in encoded:
+                n, room = len(enc["input_ids"]), prompt_room(rec, cfg)
+                if n <= room:
+                    continue
+                offsets = enc["offset_mapping"]
+                kept = set(kept_positions(n, offsets, rec["prompt"], room, rule))
+                cut, removed = cut + 1, removed + (n - room) / n
+                where = passage_focus(rec["prompt"])
+                start, end, focus = where or (0, len(rec["prompt"]), None)
+                outside = [i for i, (a, b) in enumerate(offsets) if b > a and (b <= start or a >= end)]
+                whole += all(i in kept for i in outside)
+                if focus is not None:
+                    at = next(i for i, (a, b) in enumerate(offsets) if b > focus)
+                    term_n, term_kept = term_n + 1, term_kept + (at in kept)
+            rows.append({"task": name, "rule": rule, "split": split, "n": len(records), "cut": cut,
+                         "tokens_removed_share": removed / cut if cut else 0.0,
+                         "rest_whole_share": whole / cut if cut else float("nan"),
+                         "term_kept_share": term_kept / term_n if term_n else float("nan")})
+    return pd.DataFrame(rows)

@@ -190,5 +190,5 @@ def test_corpus_can_exclude_every_dev_and_test_passage(data_dir):
     assert set(full) & banned and not set(clean) & banned  # the default corpus holds test passages
     assert set(clean) <= set(full) and len(clean) < len(full)
     overlap = passage_overlap().set_index(["task", "split"])
-    assert overlap.loc[("crade", "test"), "items_with_train_passage"] == 100
-    assert overlap.loc[("jmmlu_med", "test"), "items_with_train_passage"] <= 1
+    assert overlap.loc[("crade", "test"), "passage_in_own_train"] == 100
+    assert overlap.loc[("jmmlu_med", "test"), "passage_in_any_train"] <= 1

@@ -8,7 +8,7 @@ import torch
 
 from scd.config import get_config
 from scd.data import load_task
-from scd.encoding import encode
+from scd.encoding import QUOTED, SHORT_ANSWER_RESERVE, encode, passage_focus
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage
 from scd.records import SFTRecord
@@ -92,6 +92,41 @@ def test_prompt_truncation_keeps_the_answer_and_ignores_it(smoke_cfg, teacher):
     assert len({tuple(it["input_ids"][: it["prompt_len"]]) for it in variants}) == 1
     long = variants[-1]
     assert len(long["input_ids"]) - long["prompt_len"] == len(tok("A" * 200, add_special_tokens=False)["input_ids"]) + 1
+
+
+def test_passage_cut_keeps_question_options_and_the_asked_term(smoke_cfg, teacher):
+    """CRADE asks about a term of its passage: the passage rule cuts only the passage, around
+    that term; the middle rule may cut the term and the options alike."""
+    tok = load_tokenizer(teacher.best_path)
+    rec = next(r for r in load_task("crade")["test"] if len(r["prompt"]) > 700)
+    start, end, focus = passage_focus(rec["prompt"])
+    term = QUOTED.findall(rec["prompt"])[0]
+    assert rec["prompt"][focus:focus + len(term)] == term and start < focus < end
+    cfg = smoke_cfg.replace(max_length=200, max_new_tokens=8, prompt_cut="passage")
+    (item,), n = encode([rec], tok, cfg)
+    assert n == 1 and item["prompt_len"] == 192
+    kept = tok.decode(item["input_ids"][: item["prompt_len"]]).replace(" ", "")
+    head, tail = rec["prompt"][:start], rec["prompt"][end:]
+    assert kept.startswith(head.replace(" ", "").replace("\n", "")[:20])
+    assert kept.count(term) >= 2  # in the question, and where the passage mentions it
+    for piece in ("選択肢:", "D.確実にADEである", "答え:"):
+        assert piece.replace(" ", "") in kept.replace("\n", ""), piece
+    # the same record without a passage marker falls back to the middle cut
+    plain = rec | {"prompt": rec["prompt"].replace("「", "").replace("」", "")}
+    (middle,), _ = encode([plain], tok, cfg)
+    ids = tok(plain["prompt"])["input_ids"]
+    assert middle["input_ids"][: middle["prompt_len"]] == ids[:96] + ids[-96:]
+
+
+def test_room_by_kind_gives_choice_prompts_all_but_the_answer_reserve(smoke_cfg, teacher):
+    tok = load_tokenizer(teacher.best_path)
+    choice = load_task("crade")["test"][0]
+    ner = next(r for r in load_task("nrner")["test"] if len(tok(r["prompt"])["input_ids"]) > 60)
+    cfg = smoke_cfg.replace(max_length=64, max_new_tokens=16)
+    uniform, _ = encode([choice, ner], tok, cfg)
+    by_kind, _ = encode([choice, ner], tok, cfg.replace(prompt_room="by_kind"))
+    assert [it["prompt_len"] for it in uniform] == [48, 48]
+    assert [it["prompt_len"] for it in by_kind] == [64 - SHORT_ANSWER_RESERVE, 48]
 
 
 def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeypatch, teacher):

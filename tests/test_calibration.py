@@ -1,0 +1,33 @@
+"""The calibration grid on ``smoke``: each point is the pipeline's own stages, scored on dev."""
+import pandas as pd
+import pytest
+
+from scd import calibration
+from scd.pipeline import sft_stage
+
+
+@pytest.fixture(scope="module")
+def grid(smoke_cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("calibration")
+    points = [("teacher", "profile", "balanced"), ("student", "profile", "balanced")]
+    return out, calibration.run(out, profile="smoke", points=points, tasks=("crade",), log=lambda *a, **k: None)
+
+
+def test_points_are_the_pipelines_stages_scored_on_dev(grid):
+    out, frame = grid
+    assert pd.read_csv(out / "grid.csv").shape[0] == len(frame) == 3  # reference, teacher, student
+    for role in ("teacher", "student"):
+        row = frame[frame.role == role].iloc[0]
+        cfg = calibration.point_config(role, "profile", "balanced", "smoke", ("crade",))
+        record = sft_stage(cfg, role, "crade", 0)
+        assert row.dev_selection == record.trajectory[record.best_index].dev.selection
+        assert row.best == record.best and row.n_train == record.n["train"]
+        assert cfg.train_sampling == "balanced" and cfg.prompt_cut == "passage"
+
+
+def test_summary_gap_is_teacher_minus_student_on_the_dev_mean(grid):
+    _, frame = grid
+    table = calibration.summary(frame).set_index("role")
+    assert table.loc["student", "gap_to_teacher"] == pytest.approx(
+        table.loc["teacher", "mean"] - table.loc["student", "mean"])
+    assert table.loc["reference", "crade"] == frame[frame.role == "reference"].dev_selection.iloc[0]
