@@ -161,11 +161,12 @@ def main(argv=None) -> int:
         tl = answer_logits(teacher_model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
         sl = answer_logits(load_model(base), batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
     from scd.divergences import bucketize, forward_kl, teacher_buckets
+    from scd.models import leftover_logmass
 
     tp, sp = torch.log_softmax(tl, -1), torch.log_softmax(sl, -1)
     dense = float(forward_kl(tp, sp).mean())
     top_logp, top_ids = tp.topk(cfg.top_k, -1)
-    sparse = float(forward_kl(teacher_buckets(top_logp), bucketize(sl, top_ids)).mean())
+    sparse = float(forward_kl(teacher_buckets(top_logp, leftover_logmass(tp, top_ids)), bucketize(sl, top_ids)).mean())
     start = time.perf_counter()
     student_probe_kl(load_model(base), tok, probe, targets, cfg, cfg.temperature)
     probe_s = time.perf_counter() - start

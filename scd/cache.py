@@ -32,19 +32,20 @@ class TeacherTargets:
     offsets: torch.Tensor
     topk_ids: torch.Tensor
     topk_logp: torch.Tensor
+    rest_logp: torch.Tensor  # [tokens, 1]: exact log-mass outside the top-k
     gold_loss: torch.Tensor
     meta: dict
 
     def __post_init__(self):
         self.index = {sid: i for i, sid in enumerate(self.sample_ids)}
 
-    def lookup(self, sample_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def lookup(self, sample_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         missing = [s for s in sample_ids if s not in self.index]
         if missing:
             raise CacheMismatch(f"target cache of {self.meta['checkpoint']} has no entry for samples {missing[:3]}")
         rows = torch.cat([torch.arange(self.offsets[self.index[s]], self.offsets[self.index[s] + 1])
                           for s in sample_ids])
-        return self.topk_ids[rows].long(), self.topk_logp[rows]
+        return self.topk_ids[rows].long(), self.topk_logp[rows], self.rest_logp[rows]
 
     def losses(self) -> dict[str, float]:
         return dict(zip(self.sample_ids, self.gold_loss.tolist()))
@@ -62,20 +63,22 @@ def build_targets(model, tok, records: list[dict], cfg, k: int, temperature: flo
     model.eval()
     items, _ = encode(records, tok, cfg)
     collate = PadCollator(tok.pad_token_id)
-    ids, lps, losses, lengths = [], [], [], []
+    ids, lps, rests, losses, lengths = [], [], [], [], []
     for start in tqdm(range(0, len(items), batch_size), desc=f"cache {meta.get('checkpoint', '')}", leave=False,
                       disable=meta.get("quiet", False)):
         batch = collate(items[start:start + batch_size])
-        top_ids, top_logp, nll = teacher_topk(model, batch, k, temperature)
+        top_ids, top_logp, rest_logp, nll = teacher_topk(model, batch, k, temperature)
         ids.append(top_ids.to(torch.int32))
         lps.append(top_logp)
+        rests.append(rest_logp)
         losses.append(nll)
         lengths.extend(((batch["labels"][:, 1:] != -100).sum(1)).tolist())
     offsets = torch.zeros(len(items) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.tensor(lengths), 0)
     meta = {key: v for key, v in meta.items() if key != "quiet"} | {"k": k, "temperature": temperature,
                                                                   "n_samples": len(items)}
-    return TeacherTargets([it["id"] for it in items], offsets, torch.cat(ids), torch.cat(lps), torch.cat(losses), meta)
+    return TeacherTargets([it["id"] for it in items], offsets, torch.cat(ids), torch.cat(lps), torch.cat(rests),
+                          torch.cat(losses), meta)
 
 
 def join_targets(parts: list[TeacherTargets], order: list[str]) -> TeacherTargets:
@@ -91,13 +94,14 @@ def join_targets(parts: list[TeacherTargets], order: list[str]) -> TeacherTarget
     offsets[1:] = torch.cumsum(torch.tensor([len(r) for r in rows]), 0)
     return TeacherTargets(list(order), offsets, torch.cat([p.topk_ids[r] for (p, _), r in zip(located, rows)]),
                           torch.cat([p.topk_logp[r] for (p, _), r in zip(located, rows)]),
+                          torch.cat([p.rest_logp[r] for (p, _), r in zip(located, rows)]),
                           torch.stack([p.gold_loss[i] for p, i in located]), parts[0].meta | {"n_samples": len(order)})
 
 
 def save_targets(targets: TeacherTargets, path: Path) -> Path:
     buf = io.BytesIO()
     torch.save({"sample_ids": targets.sample_ids, "offsets": targets.offsets, "topk_ids": targets.topk_ids,
-                "topk_logp": targets.topk_logp, "gold_loss": targets.gold_loss, "meta": targets.meta}, buf)
+                "topk_logp": targets.topk_logp, "rest_logp": targets.rest_logp, "gold_loss": targets.gold_loss, "meta": targets.meta}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -106,10 +110,13 @@ def load_targets(path: Path) -> TeacherTargets:
         blob = torch.load(path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file must be rebuilt, not trusted
         raise CacheMismatch(f"target cache {path} is unreadable ({exc}); delete it to rebuild") from exc
+    if "rest_logp" not in blob:
+        raise CacheMismatch(f"target cache {path} has no exact leftover mass (built by an older version); "
+                            "delete it to rebuild")
     return TeacherTargets(**blob)
 
 
 def bytes_per_token(targets: TeacherTargets) -> float:
     per_row = targets.topk_ids.element_size() * targets.topk_ids.shape[1] + \
-        targets.topk_logp.element_size() * targets.topk_logp.shape[1]
+        targets.topk_logp.element_size() * targets.topk_logp.shape[1] + targets.rest_logp.element_size()
     return float(per_row)

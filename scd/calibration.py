@@ -100,3 +100,9 @@ def summary(grid: pd.DataFrame) -> pd.DataFrame:
     table["gap_to_teacher"] = [teacher_mean.get(s, float("nan")) - m if r == "student" else float("nan")
                                for (r, _, s), m in zip(table.index, table["mean"])]
     return table.reset_index()
+
+
+def load(results_root: str | Path) -> pd.DataFrame | None:
+    """The committed grid, or None where this results folder has none (the smoke renders)."""
+    path = Path(results_root) / "calibration" / "grid.csv"
+    return pd.read_csv(path) if path.is_file() else None

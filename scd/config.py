@@ -74,6 +74,8 @@ class Config:
                         key=("tokenizer", "base"))
     max_length: int = _f(512, "max prompt+answer tokens; longer prompts are cut in the middle (counted)",
                          key=("sft", "cache"), lo=32)
+    min_train_items: int = _f(0, "tasks with fewer train items are reported as too little data and left out "
+                              "of Table 1's average (0: every task is averaged)", key=(), lo=0)
     max_train: int | None = _f(None, "cap on train items per task (seeded stratified subsample, counted)", key=("sft",))
     train_sampling: str = _f("natural", "natural: a stratified sample of the pool's label mix; balanced: the test "
                              "set's label mix, minority labels repeated (choice and yes/no tasks)", key=("sft",))

@@ -61,12 +61,19 @@ def data_file(rel: str, root: Path) -> Path:
     return path
 
 
+_SUMS: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256: every stage key asks again
+
+
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    stat = os.stat(path)
+    memo = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    if memo not in _SUMS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _SUMS[memo] = digest.hexdigest()
+    return _SUMS[memo]
 
 
 def verify(root: Path, files: list[str] | None = None) -> dict[str, str]:

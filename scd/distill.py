@@ -76,9 +76,9 @@ def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTa
         logits, _, _ = answer_logits(student, *model_inputs(batch, student))
         scores = []
         for targets in candidates:
-            top_ids, top_logp = targets.lookup(batch["sample_ids"])
+            top_ids, top_logp, rest_logp = targets.lookup(batch["sample_ids"])
             s_b = bucketize(logits.float(), top_ids.to(dev), temperature)
-            scores.append(float(forward_kl(s_b, teacher_buckets(top_logp.to(dev))).mean()))
+            scores.append(float(forward_kl(s_b, teacher_buckets(top_logp.to(dev), rest_logp.to(dev))).mean()))
     student.train(was_training)
     return scores
 
@@ -106,22 +106,22 @@ class DistillTrainer(MeanLossTrainer):
         self.temperature, self.top_k = temperature, top_k
         self._parts: dict[str, list[torch.Tensor]] = {"kd": [], "ce": [], "w_mean": []}
 
-    def teacher_rows(self, inputs: dict, sample_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def teacher_rows(self, inputs: dict, sample_ids: list[str]) -> tuple[torch.Tensor, ...]:
         if self.targets is not None:
             return self.targets.lookup(sample_ids)
-        ids, logp, _ = teacher_topk(self.teacher, inputs, self.top_k, self.temperature)
-        return ids, logp
+        ids, logp, rest, _ = teacher_topk(self.teacher, inputs, self.top_k, self.temperature)
+        return ids, logp, rest
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         sample_ids = inputs.pop("sample_ids")
         logits, gold, mask = answer_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
-        top_ids, top_logp = self.teacher_rows(inputs, sample_ids)
+        top_ids, top_logp, rest_logp = self.teacher_rows(inputs, sample_ids)
         if top_ids.shape[0] != logits.shape[0]:
             raise ValueError(f"teacher targets have {top_ids.shape[0]} answer positions, the batch has "
                              f"{logits.shape[0]} (samples {sample_ids[:3]}): cache built with another max_length?")
         dev = logits.device
         kd = answer_divergence(self.divergence, logits.float(), top_ids.to(dev), top_logp.to(dev), mask,
-                               self.temperature, **self.div_params)
+                               self.temperature, rest_logp.to(dev), **self.div_params)
         ce = per_sample_mean(torch.nn.functional.cross_entropy(logits.float(), gold, reduction="none"), mask)
         w = torch.tensor([self.weights[s] for s in sample_ids], device=dev, dtype=kd.dtype)
         loss = (w * kd + (1 - w) * ce).mean()

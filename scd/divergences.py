@@ -68,12 +68,14 @@ def bucketize(student_logits: Tensor, topk_ids: Tensor, temperature: float = 1.0
     return torch.cat([top, rest.log()], dim=-1)
 
 
-def teacher_buckets(topk_logp: Tensor) -> Tensor:
-    """Append the teacher's leftover ``log(max(1 - sum p, 0))``; -inf when top-k holds all mass
-    (downstream code treats -inf as an exact zero, see module docstring)."""
+def teacher_buckets(topk_logp: Tensor, rest_logp: Tensor | None = None) -> Tensor:
+    """Append the teacher's leftover bucket: ``rest_logp``, the exact log-mass outside the top-k
+    (``scd.models.teacher_topk``, stored in the cache), or else ``log(max(1 - sum p, 0))``, which
+    rounds to -inf for a sharp teacher; -inf is an exact zero downstream (see module docstring)."""
     t = _upcast(topk_logp)
-    rest = (1.0 - t.exp().sum(-1, keepdim=True)).clamp_min(0.0)
-    return torch.cat([t, rest.log()], dim=-1)
+    if rest_logp is None:
+        rest_logp = (1.0 - t.exp().sum(-1, keepdim=True)).clamp_min(0.0).log()
+    return torch.cat([t, _upcast(rest_logp).reshape(*t.shape[:-1], 1)], dim=-1)
 
 
 def _kl(p_logp: Tensor, q_logp: Tensor) -> Tensor:
@@ -159,7 +161,7 @@ def get_divergence(name: str) -> Callable[..., Tensor]:
 
 
 def answer_divergence(name: str, logits: Tensor, topk_ids: Tensor, topk_logp: Tensor, mask: Tensor,
-                      temperature: float = 1.0, **params) -> Tensor:
+                      temperature: float = 1.0, rest_logp: Tensor | None = None, **params) -> Tensor:
     """Mean divergence over each sample's answer positions -> ``[B]``: the KD term of the
     training loss (``scd.distill.DistillTrainer``).
 
@@ -167,7 +169,7 @@ def answer_divergence(name: str, logits: Tensor, topk_ids: Tensor, topk_logp: Te
     order of ``mask`` [B, L] (what ``scd.models.answer_logits`` returns), so padding never
     reaches the value or the gradient. A sample with no answer positions gets 0.
     """
-    d = get_divergence(name)(teacher_buckets(topk_logp), bucketize(logits, topk_ids, temperature), **params)
+    d = get_divergence(name)(teacher_buckets(topk_logp, rest_logp), bucketize(logits, topk_ids, temperature), **params)
     rows = mask.nonzero(as_tuple=True)[0]
     total = d.new_zeros(mask.shape[0]).index_add(0, rows, d)
     return total / mask.sum(-1).clamp_min(1).to(d.dtype)

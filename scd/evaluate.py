@@ -73,15 +73,9 @@ def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_n
     stop = "]" if task.kind == "ner" and cfg.stop_at_bracket else None  # a list ends at its closing bracket
     texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate", stop=stop)
     losses = gold_losses(model, tok, records, cfg, desc=f"{desc} loss")
-    golds = [r["answer"] for r in records]
-    summary = metrics.score(task.kind, golds, texts, weights=task.kappa_weights)
-    preds = summary.pop("predictions")
-    rows = pd.DataFrame({
-        "id": [r["id"] for r in records], "tag": [r["tag"] for r in records], "gold": golds,
-        "generated": texts, "prediction": [None if p is None else str(p) for p in preds],
-        "correct": [metrics.per_sample_correct(task.kind, g, p) for g, p in zip(golds, preds)],
-        "gold_loss": [losses[r["id"]] for r in records],
-    })
+    summary = metrics.score(task.kind, [r["answer"] for r in records], texts, weights=task.kappa_weights)
+    rows = metrics.sample_rows(task.kind, records, texts, summary.pop("predictions"),
+                               [losses[r["id"]] for r in records])
     summary["gold_loss"] = float(rows["gold_loss"].mean())
     return summary, rows
 

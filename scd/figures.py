@@ -59,10 +59,13 @@ def pretraining_curves(base: dict):
 
 
 def trajectory(traj: pd.DataFrame):
-    grid = sns.relplot(traj, x="epoch", y="dev_primary", hue="model", col="task", col_wrap=4, kind="line",
+    """Dev score by SFT epoch: the chance-corrected selection score where the results hold it (dev
+    keeps the pools' skew, so dev accuracy rewards the majority label; older results: accuracy)."""
+    y = "dev_selection" if "dev_selection" in traj else "dev_primary"
+    grid = sns.relplot(traj, x="epoch", y=y, hue="model", col="task", col_wrap=4, kind="line",
                        marker="o", height=2.4, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("SFT epoch", "dev score")
+    grid.set_axis_labels("SFT epoch", "dev kappa / macro-F1 / partial F1" if y == "dev_selection" else "dev score")
     return grid.figure
 
 
@@ -143,4 +146,18 @@ def benchmark_bars(training: pd.DataFrame):
     ax.set(xlabel="step time / student-SFT step time", title="Distillation cost (benchmarks/bench_distill.py)")
     ax.invert_yaxis()
     ax.legend(loc="lower right")
+    return fig
+
+
+def calibration(grid: pd.DataFrame):
+    """Dev selection score per task for every calibration point: teachers, students, reference."""
+    frame = grid.assign(point=grid.role + ": " + grid.model.astype(str) + ", " + grid.sampling)
+    order = sorted(frame.point.unique(), key=lambda p: ({"teacher": 0, "student": 1}.get(p.split(":")[0], 2), p))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(frame, x="task", y="dev_selection", hue="point", hue_order=order, ax=ax)
+    ax.set_xlabel("task (dev split)")
+    ax.set_ylabel("dev selection score\n(kappa; partial F1 for NER)")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.legend(title="calibration point", fontsize=8, title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title("cpu profile calibration, seed 0, scored on dev")
     return fig

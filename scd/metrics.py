@@ -275,3 +275,17 @@ def score(kind: str, golds: list, texts: list[str], weights: str | None = None) 
         out["selection"] = 0.0 if math.isnan(chance_corrected) else chance_corrected
     out["predictions"] = preds
     return out
+
+
+def sample_rows(kind: str, records: list[dict], generated: list[str], predictions: list, gold_loss):
+    """One row per scored sample (id, tag, gold, generated text, prediction, correct, gold loss):
+    the format of every model's and the reference's per-sample rows."""
+    import pandas as pd
+
+    golds = [r["answer"] for r in records]
+    return pd.DataFrame({
+        "id": [r["id"] for r in records], "tag": [r["tag"] for r in records], "gold": golds,
+        "generated": generated, "prediction": [None if p is None else str(p) for p in predictions],
+        "correct": [per_sample_correct(kind, g, p) for g, p in zip(golds, predictions)],
+        "gold_loss": gold_loss,
+    })

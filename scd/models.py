@@ -172,9 +172,12 @@ def per_sample_mean(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return sums / mask.sum(1).clamp(min=1)
 
 
-def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(top-k ids, top-k log-probs at ``temperature``, per-sample gold NLL at T=1) for a batch.
+def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, ...]:
+    """(top-k ids, top-k log-probs at ``temperature``, the exact log-mass outside the top-k
+    ``[rows, 1]``, per-sample gold NLL at T=1) for a batch.
 
+    The leftover is a log-sum-exp over the other logits, not ``log(1 - sum p)``: for a sharp
+    teacher the top-k sum rounds to 1 in float32 and that difference to 0, whatever the tail holds.
     Rows follow the flattened answer positions of the batch, the order the student sees.
     """
     with torch.no_grad():
@@ -182,5 +185,12 @@ def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.
         logits = logits.float()
         logp = torch.log_softmax(logits / temperature, dim=-1)
         top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
+        rest_logp = leftover_logmass(logp, top_ids)
         nll = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
-    return top_ids.cpu(), top_logp.cpu(), per_sample_mean(nll, mask).cpu()
+    return top_ids.cpu(), top_logp.cpu(), rest_logp.cpu(), per_sample_mean(nll, mask).cpu()
+
+
+def leftover_logmass(logp: torch.Tensor, top_ids: torch.Tensor) -> torch.Tensor:
+    """log of the probability outside ``top_ids``, from the full log-probs ``[rows, V]``: -inf
+    where the top-k is the whole vocabulary."""
+    return torch.logsumexp(logp.scatter(-1, top_ids, float("-inf")), dim=-1, keepdim=True)

@@ -21,7 +21,7 @@ from scd.models import (build_scratch_model, count_params, count_params_on_disk,
 from scd.pretrain import pretrain, token_stream, window_loss
 from scd.records import BaseRecord, Checkpoint, Scores, SFTRecord, TokenizerRecord, best_of
 from scd.sft import run_sft
-from scd.store import compute_or_load, corpus_tasks, data_checksums, stage_dir, stage_key
+from scd.store import compute_or_load, corpus_task_names, data_checksums, stage_dir, stage_key
 
 
 def task_splits(cfg: Config, task: str, root=None) -> dict[str, list[dict]]:
@@ -30,7 +30,7 @@ def task_splits(cfg: Config, task: str, root=None) -> dict[str, list[dict]]:
 
 # ------------------------------------------------------------------ tokenizer and base LMs
 def tokenizer_stage(cfg: Config, root=None) -> tuple[Path, TokenizerRecord]:
-    key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_tasks(cfg), root), algo="bpe-metaspace")
+    key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_task_names(cfg), root), algo="bpe-metaspace")
 
     def build(path):
         texts = corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval)
@@ -86,7 +86,7 @@ def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
                               tokenizer_hash(load_tokenizer(path / "model")), time.time() - start)
         return _model_dir(cfg, key, role, convert, everyone=False)
     teacher_path, teacher = _gemma_base(cfg, "teacher", root)
-    key = stage_key(cfg, "base", "student", teacher=teacher.key, data=data_checksums(corpus_tasks(cfg), root))
+    key = stage_key(cfg, "base", "student", teacher=teacher.key, data=data_checksums(corpus_task_names(cfg), root))
 
     def prune_and_heal(path):
         start = time.time()

@@ -43,13 +43,7 @@ def reference_rows(task: str, train: list[dict], test: list[dict]) -> pd.DataFra
         generated = [metrics.serialize_entities(p) for p in preds]
     else:
         preds = generated = ngram_predictions(train, test)
-    golds = [r["answer"] for r in test]
-    return pd.DataFrame({
-        "id": [r["id"] for r in test], "tag": [r["tag"] for r in test], "gold": golds, "generated": generated,
-        "prediction": [str(p) for p in preds],
-        "correct": [metrics.per_sample_correct(kind, g, p) for g, p in zip(golds, preds)],
-        "gold_loss": np.nan,
-    })
+    return metrics.sample_rows(kind, test, generated, preds, np.nan)
 
 
 def passage_disjoint(train: list[dict], held_out: list[dict]) -> list[dict]:

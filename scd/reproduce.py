@@ -18,13 +18,14 @@ import pandas as pd
 
 from scd import ablations, environment, ranks
 from scd.config import Config, get_config
-from scd.io import project_path, user_path, write_csv, write_json
+from scd.io import project_path, user_path, write_csv, write_json, write_table
 from scd.methods import METHODS
+from scd.models import load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.reference import reference_rows
+from scd.reference import reference_rows, reference_scores
 from scd.products import write_all
 from scd.render import NotebookFailed, run_notebooks
-from scd.report import write_data_summary
+from scd.report import prompt_cuts, write_data_summary
 from scd.reproduction import write_report
 from scd.results import export, has_results, reference_path, results_dir
 from scd.run_distill import distill_stage
@@ -123,9 +124,13 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
         return results_dir(cfg, root)
     write_data_summary(Path(root))
     out = export(cfg, runs, records, root)
+    reference = []
     for task in cfg.tasks:  # what the train split alone gives (seconds; no LM)
         splits = task_splits(cfg, task)
         write_csv(reference_path(cfg, task, root), reference_rows(task, splits["train"], splits["test"]))
+        reference += reference_scores(task, splits)
+    write_table(out / "reference_scores", pd.DataFrame(reference))
+    write_table(out / "prompt_cuts", prompt_cuts(cfg, load_tokenizer(path)))
     if abl_tasks:
         write_csv(out / "ablations.csv", table)
     write_json(out / "base_models.json", base)

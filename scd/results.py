@@ -36,14 +36,16 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "r
         ident = {"model": row.model, "task": row.task, "seed": row.seed}
         if row.model in BASELINES:
             trajectory += [ident | {"checkpoint": t.checkpoint, "step": t.step, "epoch": t.epoch,
-                                    "dev_primary": t.dev.primary, "dev_gold_loss": t.dev.gold_loss,
+                                    "dev_primary": t.dev.primary, "dev_selection": t.dev.selection,
+                                    "dev_gold_loss": t.dev.gold_loss,
                                     "best": t.checkpoint == record.best} for t in record.trajectory]
             continue
         stages += [ident | {"stage": s.stage, "checkpoint": s.checkpoint, "checkpoint_index": s.checkpoint_index,
                             "candidate_scores": json.dumps(s.candidate_scores),
                             "kl_from_best": json.dumps(s.kl_from_best), "select_s": s.select_s,
                             "train_s": s.train_s, "eval_s": s.eval_s, "steps": s.steps, "train_loss": s.train_loss,
-                            "dev_primary": s.dev.primary, "best": f"stage{s.stage}" == record.best,
+                            "dev_primary": s.dev.primary, "dev_selection": s.dev.selection,
+                            "best": f"stage{s.stage}" == record.best,
                             **{f"w_{k}": v for k, v in s.weights.items()}} for s in record.stages]
         if parse_method(row.model).weighting == "aw":
             weights = read_json(Path(record.path) / "weights.json")

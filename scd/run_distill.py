@@ -44,7 +44,7 @@ def probe_records(cfg: Config, train: list[dict]) -> list[dict]:
 
 
 def cache_key(cfg: Config, teacher: SFTRecord) -> dict:
-    return stage_key(cfg, "cache", teacher=teacher.key)
+    return stage_key(cfg, "cache", teacher=teacher.key, leftover="exact")
 
 
 def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[list, CacheRecord]:
@@ -55,7 +55,6 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
     item order, so a rank reads exactly what one process would have built."""
     key = cache_key(cfg, teacher)
     path = stage_dir(cfg, key, "cache", task, f"s{teacher.seed}")
-    splits = task_splits(cfg, task, root)
     tok = load_tokenizer(teacher.best_path)
     expected = {"tokenizer_hash": teacher.tokenizer_hash, "k": cfg.top_k, "temperature": cfg.temperature,
                 "max_length": cfg.max_length, "answer_reserve": cfg.max_new_tokens}
@@ -65,6 +64,7 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
         if missing:
             raise FileNotFoundError(f"teacher checkpoints {missing} are missing; delete {teacher.path} to retrain "
                                     "the teacher (its done.json says they exist)")
+        splits = task_splits(cfg, task, root)  # only here: a done cache needs no data
         start, dense = time.time(), []
         shard = splits["train"][ranks.rank()::ranks.world_size()]
         for t in teacher.trajectory:

@@ -46,7 +46,7 @@ def data_checksums(tasks, root=None) -> dict[str, str]:
     return datafiles.verify(datafiles.data_dir(root), files)
 
 
-def corpus_tasks(cfg: Config) -> tuple[str, ...]:
+def corpus_task_names(cfg: Config) -> tuple[str, ...]:
     return tuple(sorted(cfg.corpus_tasks or TASKS))
 
 

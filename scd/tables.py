@@ -43,8 +43,21 @@ def _credit(rows: pd.DataFrame, task: str, ner: str) -> np.ndarray:
     return rows["correct"].to_numpy(dtype=float)
 
 
+def thin_tasks(cfg: Config) -> list[str]:
+    """Tasks with fewer than ``cfg.min_train_items`` train items (MRNER-medicine has 14): each of
+    their stages is a step or two, so their scores say nothing about a method; they stay in the
+    tables, marked, and out of the average."""
+    if not cfg.min_train_items:
+        return []
+    from scd.data import load_task
+
+    return [t for t in cfg.tasks if len(load_task(t)["train"]) < cfg.min_train_items]
+
+
 def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
-    """Long table: model, task (and 'average'), mean, lo, hi, diff vs teacher, its interval, p."""
+    """Long table: model, task (and 'average', over the tasks with enough train data), mean, lo,
+    hi, diff vs teacher, its interval, p."""
+    thin = thin_tasks(cfg)
     credit = {m: {t: credit_matrix(cfg, t, m, root, ner) for t in cfg.tasks} for m in models}
     teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root, ner) for t in cfg.tasks}
     if all(reference_path(cfg, t, root).is_file() for t in cfg.tasks):  # one row set, no seeds: [1, items]
@@ -56,10 +69,11 @@ def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000, 
             mean, lo, hi = bootstrap_ci(m, n_boot)
             rows.append({"model": model, "task": task, "mean": mean, "lo": lo, "hi": hi}
                         | ({} if model in ("teacher_sft", REFERENCE) else _versus_teacher(m, teacher[task], n_boot)))
-        mean, lo, hi, _ = task_average_ci(per_task, n_boot)
+        kept = {t: m for t, m in per_task.items() if t not in thin}
+        mean, lo, hi, _ = task_average_ci(kept, n_boot) if kept else (np.nan,) * 4
         rows.append({"model": model, "task": "average", "mean": mean, "lo": lo, "hi": hi})
-    table = pd.DataFrame(rows)
-    return _average_vs_teacher(table, credit, n_boot) if "teacher_sft" in credit else table
+    table = pd.DataFrame(rows).assign(too_little_train=lambda f: f.task.isin(thin))
+    return _average_vs_teacher(table, credit, n_boot, thin) if "teacher_sft" in credit else table
 
 
 def _versus_teacher(m: np.ndarray, teacher: np.ndarray, n_boot: int) -> dict:
@@ -68,12 +82,13 @@ def _versus_teacher(m: np.ndarray, teacher: np.ndarray, n_boot: int) -> dict:
             "distinguishable": d["distinguishable"]}
 
 
-def _average_vs_teacher(table: pd.DataFrame, credit: dict, n_boot: int) -> pd.DataFrame:
+def _average_vs_teacher(table: pd.DataFrame, credit: dict, n_boot: int, thin: list[str]) -> pd.DataFrame:
     teacher = credit["teacher_sft"]
     for model, per_task in credit.items():
         if model in ("teacher_sft", REFERENCE):
             continue
-        diff, lo, hi, _ = task_average_ci({t: m - teacher[t] for t, m in per_task.items()}, n_boot, seed=1)
+        diffs = {t: m - teacher[t] for t, m in per_task.items() if t not in thin}
+        diff, lo, hi, _ = task_average_ci(diffs, n_boot, seed=1) if diffs else (np.nan,) * 4
         mask = (table.model == model) & (table.task == "average")
         table.loc[mask, ["diff_vs_teacher", "diff_lo", "diff_hi"]] = [diff, lo, hi]
         table.loc[mask, "distinguishable"] = not (lo <= 0 <= hi)
@@ -91,6 +106,8 @@ def table1(scores: pd.DataFrame) -> pd.DataFrame:
     wide = scores.assign(cell=cells).pivot(index="model", columns="task", values="cell")
     cols = [c for c in scores["task"].unique() if c != "average"] + ["average"]
     wide = wide.loc[in_order(wide.index), cols]
+    thin = sorted(scores.loc[scores.too_little_train, "task"].unique()) if "too_little_train" in scores else []
+    wide = wide.rename(columns={t: f"{t} (too little train data)" for t in thin})
     paper = paper_reported()
     avg = paper[paper.task == "average"].set_index("model")["value"]
     wide["paper_average"] = [f"{avg[m]:.3f}" if m in avg else "" for m in wide.index]

@@ -98,3 +98,21 @@ def test_claim_verdicts_follow_the_intervals():
     assert untested.loc[untested.subset == "SFS", "n"].eq(0).all()
     text = analysis.claims_text(table.reset_index(), 0.25, 8, float("nan"), 1, "smoke", 1)
     assert "**supported**" in text and "**contradicted**" in text and "untestable" in text and "25% of 8" in text
+
+
+def test_tasks_with_too_little_train_data_are_marked_and_left_out_of_the_average():
+    """On the committed cpu rows: MRNER-medicine (14 train items) is kept, marked, and out of the
+    average, which is then the mean of the other seven tasks."""
+    from scd.config import get_config
+    from scd.io import project_path
+    from scd.tables import score_table, table1, thin_tasks
+
+    cfg = get_config("cpu", seeds=(0, 1, 2), min_train_items=50)
+    assert thin_tasks(cfg) == ["mrner_medicine"] and thin_tasks(cfg.replace(min_train_items=0)) == []
+    scores = score_table(cfg, models=("teacher_sft", "student_sft"), root=project_path("results"), n_boot=50)
+    teacher = scores[scores.model == "teacher_sft"].set_index("task")
+    seven = teacher.drop(["average", "mrner_medicine"])["mean"].mean()
+    assert teacher.loc["average", "mean"] == pytest.approx(seven)
+    assert teacher.loc["average", "mean"] != pytest.approx(teacher.drop("average")["mean"].mean())
+    assert teacher.loc["mrner_medicine", "too_little_train"] and not teacher.loc["crade", "too_little_train"]
+    assert "mrner_medicine (too little train data)" in table1(scores).columns

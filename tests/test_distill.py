@@ -207,3 +207,35 @@ def test_stratified_probe_follows_the_train_label_mix(smoke_cfg):
     mix, want = Counter(r["label"] for r in probe), Counter(r["label"] for r in train)
     assert len(probe) == 40 and all(abs(mix[k] - 40 * v / len(train)) < 1 for k, v in want.items())
     assert probe == probe_records(cfg, train) and probe_records(smoke_cfg.replace(probe_size=40), train) == train[:40]
+
+
+def test_scd_probe_matches_dense_kl_for_a_sharp_teacher(smoke_cfg, teacher):
+    """The smoke teacher made sharp (final norm × 60): its top-k holds nearly all the mass, so
+    ``1 - sum p`` rounds to 0 on many rows; the cache's exact leftover keeps the SCD probe's
+    KL(p_student || p_c) equal to the dense float64 value on the same buckets."""
+    from scd.cache import build_targets
+    from scd.distill import student_probe_kl
+    from scd.divergences import teacher_buckets
+
+    tok = load_tokenizer(teacher.best_path)
+    sharp = load_model(teacher.best_path).eval()
+    with torch.no_grad():
+        sharp.model.norm.weight.mul_(60.0)
+    student = load_model(base_model_stage(smoke_cfg, "student")[0]).eval()
+    probe = task_splits(smoke_cfg, "crade")["train"][: smoke_cfg.probe_size]
+    targets = build_targets(sharp, tok, probe, smoke_cfg, smoke_cfg.top_k, 1.0, {"quiet": True})
+    ids, logp, rest = targets.lookup([r["id"] for r in probe])
+    assert torch.isneginf(teacher_buckets(logp)[:, -1]).any() and torch.isfinite(rest).all()
+    batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg)[0])
+
+    def buckets(model):
+        with torch.no_grad():
+            logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
+        lp = torch.log_softmax(logits.double(), -1)
+        tail = torch.logsumexp(lp.scatter(-1, ids, float("-inf")), -1, keepdim=True)
+        return torch.cat([lp.gather(-1, ids), tail], -1)
+
+    s, t = buckets(student), buckets(sharp)
+    want = float((s.exp() * (s - t)).sum(-1).mean())
+    (got,) = student_probe_kl(student, tok, probe, [targets], smoke_cfg, 1.0)
+    assert got == pytest.approx(want, rel=1e-4)

@@ -263,3 +263,35 @@ def test_registry_names_every_divergence_and_its_config_fields():
     for name, params in methods.DIVERGENCES.items():
         assert set(params) <= set(inspect.signature(DIVERGENCES[name]).parameters), name
         assert set(params.values()) <= fields, name
+
+
+def _buckets64(logp, ids):
+    """Exact bucketed distribution in float64: the k ids and one bucket for the rest."""
+    rest = torch.logsumexp(logp.scatter(-1, ids, float("-inf")), -1, keepdim=True)
+    return torch.cat([logp.gather(-1, ids), rest], -1).exp()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exact_leftover_matches_dense_for_a_sharp_teacher(name):
+    """A float32 teacher whose top-k holds all but ~1e-9 of the mass: ``1 - sum p`` rounds to 0,
+    the exact leftover (``leftover_logmass``) does not, and every divergence then matches the
+    dense float64 computation on the same buckets."""
+    from scd.models import leftover_logmass
+
+    g = torch.Generator().manual_seed(0)
+    V, k = 300, 8
+    t_logits = torch.randn(32, V, generator=g)
+    t_logits[:, :k] += 24.0
+    s_logits = torch.randn(32, V, generator=g)
+    logp = torch.log_softmax(t_logits, -1)
+    vals, ids = logp.topk(k, -1)
+    exact = leftover_logmass(logp, ids)
+    assert torch.isneginf(teacher_buckets(vals)[..., -1]).any()  # the old leftover loses the tail
+    assert torch.isfinite(exact).all() and (exact < -15).all()
+    want = dense(name, _buckets64(torch.log_softmax(t_logits.double(), -1), ids),
+                 _buckets64(torch.log_softmax(s_logits.double(), -1), ids))
+    got = get_divergence(name)(teacher_buckets(vals, exact), bucketize(s_logits, ids))
+    assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5), (got.double() - want).abs().max()
+    if name == "reverse_kl":  # student-first, as SCD's probe: the floor at ~-87 weighs in
+        old = get_divergence(name)(teacher_buckets(vals), bucketize(s_logits, ids))
+        assert (old.double() - want).abs().max() > 1.0

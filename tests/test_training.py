@@ -106,7 +106,7 @@ def test_passage_cut_keeps_question_options_and_the_asked_term(smoke_cfg, teache
     (item,), n = encode([rec], tok, cfg)
     assert n == 1 and item["prompt_len"] == 192
     kept = tok.decode(item["input_ids"][: item["prompt_len"]]).replace(" ", "")
-    head, tail = rec["prompt"][:start], rec["prompt"][end:]
+    head = rec["prompt"][:start]
     assert kept.startswith(head.replace(" ", "").replace("\n", "")[:20])
     assert kept.count(term) >= 2  # in the question, and where the passage mentions it
     for piece in ("選択肢:", "D.確実にADEである", "答え:"):
