@@ -24,7 +24,8 @@ from scd.cache import build_targets, bytes_per_token
 from scd.config import get_config
 from scd.distill import DistillTrainer, sample_weights, student_probe_kl
 from scd.encoding import PadCollator, encode
-from scd.evaluate import generate, gold_losses
+from scd import deployment
+from scd.evaluate import gold_losses, new_token_budget
 from scd.io import project_path, write_table
 from scd.methods import parse_method
 from scd.models import answer_logits, load_model, load_tokenizer
@@ -87,15 +88,9 @@ def gkd_trainer(student, teacher, tok, records, cfg, out, steps, meter):
                       callbacks=[meter])
 
 
-def inference(model, tok, records, cfg, batch: int, new_tokens: int) -> dict:
-    cfg_b = cfg.replace(eval_batch_size=batch)
-    before = psutil.Process().memory_info().rss
-    start = time.perf_counter()
-    texts = generate(model, tok, records, cfg_b, new_tokens)
-    wall = time.perf_counter() - start
-    generated = sum(len(tok(t, add_special_tokens=False)["input_ids"]) or 1 for t in texts)
-    return {"batch": batch, "gen_tokens_per_s": generated / wall, "latency_s_per_item": wall / len(records),
-            "rss_growth_mb": (psutil.Process().memory_info().rss - before) / 2**20}
+def deploy_lengths(args) -> dict:
+    return {"decode_lengths": tuple(int(x) for x in args.decode.split(",")),
+            "prefill_lengths": tuple(int(x) for x in args.prefill.split(","))}
 
 
 def main(argv=None) -> int:
@@ -105,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--no-trl", action="store_true", help="skip TRL's GKDTrainer")
     ap.add_argument("--out", default=str(project_path("results") / "benchmarks"))
+    ap.add_argument("--deploy-items", type=int, default=32, help="test prompts for the latency figure")
+    ap.add_argument("--decode", default="64,256", help="fixed numbers of new tokens for decode throughput")
+    ap.add_argument("--prefill", default="128,256", help="fixed prompt lengths for prefill throughput")
     args = ap.parse_args(argv)
     os.environ.setdefault("SCD_QUIET", "1")
     threads()
@@ -183,21 +181,18 @@ def main(argv=None) -> int:
          "unit": "ratio"},
     ])
 
-    # deployment: teacher vs student inference on the same prompts
-    prompts = splits["test"][:32]
-    deploy = []
-    for name, path in (("teacher", teacher_info.best_path), ("student (SCD+AW init)", base)):
-        model = load_model(path).eval()
-        for b in (1, 16):
-            deploy.append({"model": name, "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
-                          | inference(model, tok, prompts, cfg, b, 16))
-    deploy_tab = pd.DataFrame(deploy)
+    # deployment: teacher vs student doing the same work (scd.deployment)
+    budget = new_token_budget(args.task, train, tok, cfg)
+    deploy_tab = deployment.table({"teacher": teacher_info.best_path, "student": student_info.best_path}, tok,
+                                  splits["test"][: args.deploy_items], cfg, budget, **deploy_lengths(args))
+    ratio_tab = deployment.ratios(deploy_tab)
     quality = {"teacher test": teacher_info.test.primary, "student SFT test": student_info.test.primary}
 
     out = Path(args.out)
     machine = f"{os.cpu_count()} CPU cores, torch {torch.__version__}" + (
         f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
-    for name, frame in (("training", train_tab), ("one_off", one_off), ("deployment", deploy_tab)):
+    for name, frame in (("training", train_tab), ("one_off", one_off), ("deployment", deploy_tab),
+                        ("deployment_ratios", ratio_tab)):
         write_table(out / f"{args.profile}_{args.task}_{name}", frame, floatfmt=".4g")
         print(f"\n## {name} ({args.profile}, {args.task}, {machine})\n" + frame.to_markdown(index=False, floatfmt=".4g"))
     print("\nquality:", quality)

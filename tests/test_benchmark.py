@@ -12,7 +12,8 @@ def test_benchmark_produces_complete_tables(smoke_cfg, tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     has_trl = importlib.util.find_spec("trl") is not None
-    assert bench.main(["--profile", "smoke", "--steps", "6", "--out", str(tmp_path)] + ([] if has_trl else ["--no-trl"])) == 0
+    assert bench.main(["--profile", "smoke", "--steps", "6", "--out", str(tmp_path), "--deploy-items", "4",
+                       "--decode", "4,12", "--prefill", "8,16"] + ([] if has_trl else ["--no-trl"])) == 0
     training = pd.read_csv(tmp_path / "smoke_crade_training.csv")
     assert list(training["trainer"][:3]) == ["student SFT", "SCD+AW cached", "SCD+AW online"]
     assert (training["step_s"] > 0).all() and training[["tokens_per_s", "peak_rss_mb"]].notna().all().all()
@@ -21,4 +22,36 @@ def test_benchmark_produces_complete_tables(smoke_cfg, tmp_path):
     kept = one_off.loc[one_off["cost"].str.startswith("FKL kept"), "value"].item()
     assert 0 < kept <= 1.0 + 1e-6
     deploy = pd.read_csv(tmp_path / "smoke_crade_deployment.csv")
-    assert set(deploy["batch"]) == {1, 16} and (deploy["gen_tokens_per_s"] > 0).all()
+    speed = deploy.measure != "peak memory"  # a smoke model adds less than the interpreter's own peak
+    assert set(deploy.model) == {"teacher", "student"} and (deploy.value[speed] > 0).all()
+    assert (deploy.value[~speed] >= 0).all()
+    for model in ("teacher", "student"):
+        rows = deploy[deploy.model == model]
+        decode = rows[rows.measure.str.startswith("decode")]
+        assert set(zip(decode.batch, decode.length)) == {(b, n) for b in (1, 16) for n in (4, 12)}
+        assert set(rows[rows.measure.str.startswith("prefill")].length) == {8, 16}
+        assert (rows.measure == "peak memory").sum() == 1 and (rows.measure == "latency on the test prompts").sum() == 2
+    ratios = pd.read_csv(tmp_path / "smoke_crade_deployment_ratios.csv")
+    assert len(ratios) == len(deploy) // 2
+    assert (ratios[ratios.measure != "peak memory"].student_advantage > 0).all()
+    params = ratios[ratios.measure == "parameters"].iloc[0]
+    assert params.student_advantage == params.teacher / params.student > 1  # the student is the smaller model
+
+
+def test_decode_throughput_generates_exactly_the_fixed_number_of_tokens(smoke_cfg):
+    """EOS is suppressed: every sequence gets the same new tokens, whatever the model would stop at."""
+    import torch
+
+    from scd import deployment
+    from scd.models import load_model, load_tokenizer
+    from scd.pipeline import sft_stage
+
+    teacher = sft_stage(smoke_cfg, "teacher", "crade", 0)
+    model, tok = load_model(teacher.best_path).eval(), load_tokenizer(teacher.best_path)
+    with torch.no_grad():
+        model.lm_head.weight[tok.eos_token_id] += 50.0  # EOS would be every argmax
+    ids = deployment._batch([[5, 6, 7]], 10, 2, "cpu")
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, min_new_tokens=12,
+                         do_sample=False, pad_token_id=tok.pad_token_id)
+    assert out.shape == (2, 22)
+    assert deployment.decode_tokens_per_s(model, [[5, 6, 7]], 12, 2, tok.pad_token_id, prompt_len=10, repeats=1) > 0
