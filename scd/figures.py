@@ -151,7 +151,8 @@ def benchmark_bars(training: pd.DataFrame):
 
 def calibration(grid: pd.DataFrame):
     """Dev selection score per task for every calibration point: teachers, students, reference."""
-    frame = grid.assign(point=grid.role + ": " + grid.model.astype(str) + ", " + grid.sampling)
+    frame = grid.assign(point=grid.role + ": " + grid.model.astype(str) + ", " + grid.sampling + ", "
+                        + grid.max_train.astype("Int64").astype(str) + " train")
     order = sorted(frame.point.unique(), key=lambda p: ({"teacher": 0, "student": 1}.get(p.split(":")[0], 2), p))
     fig, ax = plt.subplots(figsize=(9, 4))
     sns.barplot(frame, x="task", y="dev_selection", hue="point", hue_order=order, ax=ax)

@@ -9,7 +9,7 @@ from scd.pipeline import sft_stage
 @pytest.fixture(scope="module")
 def grid(smoke_cfg, tmp_path_factory):
     out = tmp_path_factory.mktemp("calibration")
-    points = [("teacher", "profile", "balanced"), ("student", "profile", "balanced")]
+    points = [("teacher", "profile", "balanced", None), ("student", "profile", "balanced", None)]
     return out, calibration.run(out, profile="smoke", points=points, tasks=("crade",), log=lambda *a, **k: None)
 
 
@@ -18,7 +18,7 @@ def test_points_are_the_pipelines_stages_scored_on_dev(grid):
     assert pd.read_csv(out / "grid.csv").shape[0] == len(frame) == 3  # reference, teacher, student
     for role in ("teacher", "student"):
         row = frame[frame.role == role].iloc[0]
-        cfg = calibration.point_config(role, "profile", "balanced", "smoke", ("crade",))
+        cfg = calibration.point_config(role, "profile", "balanced", None, "smoke", ("crade",))
         record = sft_stage(cfg, role, "crade", 0)
         assert row.dev_selection == record.trajectory[record.best_index].dev.selection
         assert row.best == record.best and row.n_train == record.n["train"]
