@@ -62,9 +62,10 @@ def reference_scores(task: str, splits: dict) -> list[dict]:
     disjoint = passage_disjoint(splits["train"], splits["test"])
     for train_name, train in (("train", splits["train"]), ("passage-disjoint train", disjoint)):
         for split in ("dev", "test"):
-            scored = reference_rows(task, train, splits[split]) if train else None
+            fits = bool(train) and (kind == "ner" or len({r["answer"] for r in train}) > 1)  # LR needs 2 labels
+            scored = reference_rows(task, train, splits[split]) if fits else None
             summary = metrics.score(kind, list(scored["gold"]), list(scored["generated"]),
-                                    weights=get_task(task).kappa_weights) if train else {}
+                                    weights=get_task(task).kappa_weights) if fits else {}
             rows.append({"task": task, "fitted_on": train_name, "n_train": len(train), "split": split,
                          "primary": summary.get("primary", np.nan), "selection": summary.get("selection", np.nan)})
     return rows

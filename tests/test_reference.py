@@ -31,3 +31,21 @@ def test_reference_rows_have_the_model_row_format_and_learn_crade(data_dir):
     assert rows["correct"].mean() == pytest.approx(0.72, abs=0.05)  # measured: 0.72; chance 0.25
     ner = reference_rows("nrner", *(load_splits("nrner", max_train=200)[s][:50] for s in ("train", "test")))
     assert ner["correct"].between(0, 1).all() and ner["prediction"].str.startswith("[").all()
+
+
+def test_passage_disjoint_reference_drops_test_passages_and_crade_falls_to_chance(data_dir):
+    """CRADE's train split holds its test passages (other terms asked about each): fitted without
+    them, the n-gram model is at chance; a one-label train split gives NaN, not an error."""
+    from scd.data import load_splits, main_passage
+    from scd.reference import passage_disjoint, reference_scores
+
+    splits = load_splits("crade", max_train=1000)
+    disjoint = passage_disjoint(splits["train"], splits["test"])
+    test_passages = {main_passage(r) for r in splits["test"]}
+    assert 0 < len(disjoint) < len(splits["train"]) and not {main_passage(r) for r in disjoint} & test_passages
+    scores = {(r["fitted_on"], r["split"]): r for r in reference_scores("crade", splits)}
+    assert scores[("train", "test")]["primary"] == pytest.approx(0.72, abs=0.05)
+    assert scores[("passage-disjoint train", "test")]["primary"] == pytest.approx(0.25, abs=0.05)
+    one_label = dict(splits, train=[r for r in splits["train"] if r["answer"] == "A"])
+    rows = reference_scores("crade", one_label)
+    assert all(r["primary"] != r["primary"] for r in rows)  # NaN: nothing to fit
