@@ -13,7 +13,6 @@ import ast
 import csv
 import io
 import json
-import re
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from scd.datafiles import DataError, data_dir, data_file
 from scd.metrics import serialize_entities
-from scd.tasks import LETTERS, TASKS, Task, get_task
+from scd.tasks import LETTERS, QUOTED, TASKS, Task, get_task
 
 DATA_SEED = 20260115
 DEV_FRACTION = 0.2
@@ -239,9 +238,6 @@ def check_disjoint(splits: dict[str, list[dict]]) -> None:
                 if r[key] in owner:
                     raise DataError(f"{key} {r[key][:60]!r} appears in {owner[r[key]]} and {split}")
                 owner[r[key]] = split
-
-
-QUOTED = re.compile(r"「(.+?)」", re.S)
 
 
 def passages(rec: dict) -> list[str]:

@@ -76,24 +76,33 @@ def latency_s_per_item(model, tok, records: list[dict], cfg, new_tokens: int, ba
     return (time.perf_counter() - start) / len(records)
 
 
+DECODE, PREFILL = "decode (fixed new tokens, EOS ignored)", "prefill (fixed prompt length)"
+LATENCY, PARAMS, PEAK = "latency on the test prompts", "parameters", "peak memory"
+
+
+def _row(measure: str, unit: str, value: float, batch: int | None = None, length: int | None = None) -> dict:
+    return {"measure": measure, "batch": batch, "length": length, "unit": unit, "value": value}
+
+
 def measure(path: str, tok, records: list[dict], cfg, budget: int, decode_lengths=(64, 256),
-            prefill_lengths=(128, 256), batches=(1, 16)) -> dict:
-    """Every figure of one model, in this process (peak memory: GPU only, see :func:`peak_rss_mb`)."""
+            prefill_lengths=(128, 256), batches=(1, 16)) -> list[dict]:
+    """Every figure of one model as rows, in this process (peak memory: GPU only, see
+    :func:`peak_rss_mb`)."""
     model = load_model(path).eval()
     on_gpu = device_of(model).type == "cuda"
     if on_gpu:
         torch.cuda.reset_peak_memory_stats()
     prompts = [tok(r["prompt"])["input_ids"] for r in records]
-    out = {"params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    rows = [_row(PARAMS, "millions", sum(p.numel() for p in model.parameters()) / 1e6)]
     for b in batches:
-        for n in decode_lengths:
-            out[f"decode_tok_s_new{n}_b{b}"] = decode_tokens_per_s(model, prompts, n, b, tok.pad_token_id)
-        for n in prefill_lengths:
-            out[f"prefill_tok_s_len{n}_b{b}"] = prefill_tokens_per_s(model, prompts, n, b)
-        out[f"latency_s_per_item_b{b}"] = latency_s_per_item(model, tok, records, cfg, budget, b)
+        rows += [_row(DECODE, "new tokens/s", decode_tokens_per_s(model, prompts, n, b, tok.pad_token_id), b, n)
+                 for n in decode_lengths]
+        rows += [_row(PREFILL, "prompt tokens/s", prefill_tokens_per_s(model, prompts, n, b), b, n)
+                 for n in prefill_lengths]
+        rows.append(_row(LATENCY, "s per item", latency_s_per_item(model, tok, records, cfg, budget, b), b))
     if on_gpu:
-        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return out
+        rows.append(_row(PEAK, "MiB allocated (GPU)", torch.cuda.max_memory_allocated() / 2**20))
+    return rows
 
 
 def _child(path: str | None, queue) -> None:
@@ -117,29 +126,16 @@ def peak_rss_mb(path: str | None) -> float:
 
 
 def table(models: dict[str, str], tok, records: list[dict], cfg, budget: int, **lengths) -> pd.DataFrame:
-    """Long table (model, measure, batch, length, value, unit) for ``{name: model path}``."""
+    """Long table (model, measure, batch, length, unit, value) for ``{name: model path}``."""
     on_gpu = torch.cuda.is_available()
     base = None if on_gpu else peak_rss_mb(None)
     rows = []
     for name, path in models.items():
         figures = measure(path, tok, records, cfg, budget, **lengths)
         if not on_gpu:
-            figures["peak_rss_mb"] = peak_rss_mb(path) - base
-        for key, value in figures.items():
-            rows.append({"model": name, **_describe(key), "value": value})
+            figures.append(_row(PEAK, "MiB above the interpreter", peak_rss_mb(path) - base))
+        rows += [{"model": name} | r for r in figures]
     return pd.DataFrame(rows)
-
-
-def _describe(key: str) -> dict:
-    parts = key.split("_")
-    batch = next((int(p[1:]) for p in parts if p.startswith("b") and p[1:].isdigit()), None)
-    length = next((int(p[3:]) for p in parts if p[:3] in ("new", "len") and p[3:].isdigit()), None)
-    measure = {"decode": "decode (fixed new tokens, EOS ignored)", "prefill": "prefill (fixed prompt length)",
-               "latency": "latency on the test prompts", "params": "parameters", "peak": "peak memory"}[parts[0]]
-    unit = {"decode": "new tokens/s", "prefill": "prompt tokens/s", "latency": "s per item", "params": "millions",
-            "peak": "MiB above the interpreter" if key == "peak_rss_mb" else "MiB allocated (GPU)"}[parts[0]]
-    return {"measure": measure, "batch": batch, "length": length, "unit": unit}
-
 
 
 def ratios(frame: pd.DataFrame, a: str = "teacher", b: str = "student") -> pd.DataFrame:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from scd.tasks import QUOTED
+
 if TYPE_CHECKING:
     from scd.config import Config
 
@@ -17,7 +19,6 @@ MIN_PROMPT_TOKENS = 8
 SHORT_ANSWER_RESERVE = 4  # a choice letter or yes/no/maybe, and EOS, in any tokenizer used here
 
 
-QUOTED = re.compile(r"「(.+?)」", re.S)
 CONTEXT = re.compile(r"Context: (.+?)\nQuestion:", re.S)
 
 

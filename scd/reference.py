@@ -61,10 +61,11 @@ def reference_scores(task: str, splits: dict) -> list[dict]:
     kind, rows = get_task(task).kind, []
     disjoint = passage_disjoint(splits["train"], splits["test"])
     for train_name, train in (("train", splits["train"]), ("passage-disjoint train", disjoint)):
-        for split in ("dev", "test"):
-            fits = bool(train) and (kind == "ner" or len({r["answer"] for r in train}) > 1)  # LR needs 2 labels
-            scored = reference_rows(task, train, splits[split]) if fits else None
-            summary = metrics.score(kind, list(scored["gold"]), list(scored["generated"]),
+        fits = bool(train) and (kind == "ner" or len({r["answer"] for r in train}) > 1)  # LR needs 2 labels
+        scored = reference_rows(task, train, splits["dev"] + splits["test"]) if fits else None  # one fit
+        n_dev = len(splits["dev"])
+        for split, part in (("dev", slice(0, n_dev)), ("test", slice(n_dev, None))):
+            summary = metrics.score(kind, list(scored["gold"][part]), list(scored["generated"][part]),
                                     weights=get_task(task).kappa_weights) if fits else {}
             rows.append({"task": task, "fitted_on": train_name, "n_train": len(train), "split": split,
                          "primary": summary.get("primary", np.nan), "selection": summary.get("selection", np.nan)})

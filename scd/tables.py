@@ -3,6 +3,7 @@ and seeds, paired comparisons against the teacher, and the paper's reported numb
 from __future__ import annotations
 
 import ast
+import functools
 from importlib.resources import files
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import pandas as pd
 
 from scd import metrics
 from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
+from scd.datafiles import data_dir
 from scd.methods import MODELS, REFERENCE, in_order
 from scd.results import load_samples, reference_path
 from scd.tasks import get_task
@@ -47,11 +49,14 @@ def thin_tasks(cfg: Config) -> list[str]:
     """Tasks with fewer than ``cfg.min_train_items`` train items (MRNER-medicine has 14): each of
     their stages is a step or two, so their scores say nothing about a method; they stay in the
     tables, marked, and out of the average."""
-    if not cfg.min_train_items:
-        return []
+    return [t for t in cfg.tasks if cfg.min_train_items and _train_size(t, str(data_dir())) < cfg.min_train_items]
+
+
+@functools.lru_cache(maxsize=None)
+def _train_size(task: str, root: str) -> int:  # every table asks; the data folder does not change in a run
     from scd.data import load_task
 
-    return [t for t in cfg.tasks if len(load_task(t)["train"]) < cfg.min_train_items]
+    return len(load_task(task, root)["train"])
 
 
 def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:

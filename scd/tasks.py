@@ -5,9 +5,11 @@ from one list without importing each other.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 LETTERS = "ABCDEF"
+QUOTED = re.compile(r"「(.+?)」", re.S)  # a JMED-LLM question's passage or quoted term
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ import torch
 
 from scd.config import get_config
 from scd.data import load_task
-from scd.encoding import QUOTED, SHORT_ANSWER_RESERVE, encode, passage_focus
+from scd.encoding import SHORT_ANSWER_RESERVE, encode, passage_focus
+from scd.tasks import QUOTED
 from scd.models import answer_logits, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage
 from scd.records import SFTRecord
