@@ -115,6 +115,6 @@ def load(results_root: str | Path) -> pd.DataFrame | None:
 
 # The point the grid picks for the next `cpu` profile (on dev, seed 0): the only student with a
 # clear gap is 1x64 (the 2x128 student matches the teacher on dev), and the 300-step teacher is
-# both the best teacher and the cheapest. Adopted, with FIXES, when the three seeds are rerun.
+# both the best teacher and the cheapest. ``PROFILES["cpu"]`` is this point (a test checks it).
 CHOSEN = dict(FIXES, max_new_tokens=NER_BUDGET["cpu"], train_sampling="balanced", max_train=1000, min_train_items=50,
               teacher=TEACHERS["4x256, 300 steps"], student=STUDENTS["1x64, 150 steps"])

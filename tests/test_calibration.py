@@ -31,3 +31,15 @@ def test_summary_gap_is_teacher_minus_student_on_the_dev_mean(grid):
     assert table.loc["student", "gap_to_teacher"] == pytest.approx(
         table.loc["teacher", "mean"] - table.loc["student", "mean"])
     assert table.loc["reference", "crade"] == frame[frame.role == "reference"].dev_selection.iloc[0]
+
+
+def test_cpu_profile_is_the_point_the_grid_chose():
+    from scd.config import get_config
+    from scd.store import stage_key
+
+    cpu = get_config("cpu")
+    assert cpu == get_config("cpu", **calibration.CHOSEN)
+    for role, model in (("teacher", "4x256, 300 steps"), ("student", "1x64, 150 steps")):
+        point = calibration.point_config(role, model, "balanced", 1000)
+        assert stage_key(point, "base", role) == stage_key(cpu, "base", role)  # the grid's stages are the profile's
+        assert stage_key(point, "sft", role) == stage_key(cpu, "sft", role)
