@@ -91,8 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/calibration")
     p = add("run-all", "every stage for every task and seed, then results/ tables (no notebooks)")
     p.add_argument("--out", default="results")
+    p = add("run", "SCD on your own task: teacher SFT with checkpoints, student anchor, methods, evaluation")
+    p.add_argument("--task-card", action="append", required=True, metavar="FILE",
+                   help="task card (YAML); repeat for several tasks")
+    p.add_argument("--teacher", help="teacher: local folder or hub id (default: the profile's own pair)")
+    p.add_argument("--student", help="student: local folder or hub id, same tokenizer as the teacher")
+    p.add_argument("--method", default="scd_aw", help="comma-separated methods, or all (td,cd,scd,td_aw,cd_aw,scd_aw)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds")
+    p.add_argument("--out", default=None, help="results folder (default: scd-<task name>/ here)")
     args = parser.parse_args(argv)
-    if args.command in ("pretrain", "sft", "distill", "run-all"):  # may run under `accelerate launch`
+    if args.command in ("pretrain", "sft", "distill", "run-all", "run"):  # may run under `accelerate launch`
         ranks.init()
 
     if args.command == "download":
@@ -128,6 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         from scd.reproduce import run_all
 
         run_all(_config(args), args.out)
+    elif args.command == "run":
+        from scd import domain
+        from scd.taskcard import load_card
+
+        absolute_env()
+        out = args.out or "scd-" + "-".join(load_card(c).name for c in args.task_card)
+        result = domain.run(args.task_card, args.teacher, args.student, args.method.split(","), args.profile,
+                            args.seeds, out, **parse_overrides(args.set))
+        if ranks.is_main():
+            print(result.table1().to_string())
+            print(f"results -> {result.root / result.cfg.profile}")
     elif args.command in ("reproduce", "notebooks"):
         from scd.reproduce import main_job, render_committed
 

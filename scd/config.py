@@ -12,7 +12,7 @@ import ast
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from scd.methods import DIVERGENCES
+from scd.methods import BASELINES, DIVERGENCES, METHODS
 from scd.tasks import TASKS
 
 
@@ -49,9 +49,14 @@ def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, **k
 class Config:
     profile: str = _f("cpu", "profile name the defaults came from (runs/<profile>/ holds its stages)", key=())
     tasks: tuple[str, ...] = _f(tuple(TASKS), "benchmark tasks to run (each stage names its task)", key=())
+    task_cards: tuple[str, ...] = _f((), "task card files (scd.taskcard) whose tasks `tasks` may name; their "
+                                     "content and data enter the keys through the data checksums", key=())
+    methods: tuple[str, ...] = _f(METHODS, "distillation methods run and reported (each stage names its method)",
+                                  key=())
     seeds: tuple[int, ...] = _f((0,), "run seeds (training order, init of SFT heads); data splits never vary; "
                                 "each stage names its seed", key=())
-    model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids; gemma", key=("base",))
+    model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids or folders; "
+                           "local: folders only (never downloads); gemma", key=("base",))
     teacher: ModelSpec | None = _f(None, "teacher architecture (scratch)", key=("base",), role="teacher")
     student: ModelSpec | None = _f(None, "student architecture (scratch)", key=("base",), role="student")
     teacher_id: str = _f("", "hub id or local path of the teacher (hub)", key=("base",), role="teacher")
@@ -125,9 +130,20 @@ class Config:
                 continue
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 raise ValueError(f"config {f.name}={value!r} out of range [{lo}, {hi}]: {f.metadata['help']}")
-        unknown = [t for t in self.tasks + (self.corpus_tasks or ()) if t not in TASKS]
+        if self.task_cards:
+            from scd.taskcard import register_card
+
+            cards = {register_card(path).name: path for path in self.task_cards}
+        else:
+            cards = {}
+        unknown = [t for t in self.tasks if t not in TASKS and t not in cards] + \
+            [t for t in self.corpus_tasks or () if t not in TASKS]
         if unknown or not self.tasks:
-            raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)}")
+            raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)} or of "
+                             f"the task cards' tasks {list(cards)} (corpus_tasks: built-in tasks only)")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"config methods={list(self.methods)}: expected distinct methods of {list(METHODS)}")
         if self.divergence not in DIVERGENCES:
             raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
         if self.probe_sampling not in ("first", "stratified"):
@@ -140,14 +156,19 @@ class Config:
             raise ValueError(f"config train_sampling={self.train_sampling!r}: expected natural or balanced")
         if self.selection_terms not in ("both", "best", "student"):
             raise ValueError(f"config selection_terms={self.selection_terms!r}: expected both, best or student")
-        if self.model_source not in ("scratch", "hub", "gemma"):
-            raise ValueError(f"config model_source={self.model_source!r}: expected scratch, hub or gemma")
+        if self.model_source not in ("scratch", "hub", "local", "gemma"):
+            raise ValueError(f"config model_source={self.model_source!r}: expected scratch, hub, local or gemma")
         if self.model_source == "scratch" and (self.teacher is None or self.student is None):
             raise ValueError("config: model_source=scratch needs teacher and student ModelSpecs")
         if self.max_train is not None and self.max_train < 1:
             raise ValueError(f"config max_train={self.max_train}: expected None or >= 1")
         if not self.seeds:
             raise ValueError("config seeds: expected at least one seed")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The rows of every table: both SFT baselines, then the run's methods."""
+        return BASELINES + self.methods
 
     def replace(self, **overrides) -> "Config":
         return make_config(self, **overrides)
@@ -173,9 +194,13 @@ def make_config(base: Config, **overrides) -> Config:
     for key in ("teacher", "student"):
         if isinstance(overrides.get(key), dict):
             overrides[key] = ModelSpec(**overrides[key])
-    for key in ("tasks", "seeds", "corpus_tasks"):
+    for key in ("tasks", "seeds", "corpus_tasks", "methods", "task_cards"):
         if key in overrides and overrides[key] is not None:
             overrides[key] = as_tuple(key, overrides[key], int if key == "seeds" else str)
+    if overrides.get("task_cards"):  # relative to where the command was typed, the same in every process
+        from scd.io import user_path
+
+        overrides["task_cards"] = tuple(str(user_path(p)) for p in overrides["task_cards"])
     return dataclasses.replace(base, **overrides)
 
 

@@ -1,4 +1,4 @@
-"""The eight benchmark tasks as records ``{id, task, split, prompt, answer, tag, lang, label}``.
+"""The eight benchmark tasks (and any task card's, ``scd.taskcard``) as records ``{id, task, split, prompt, answer, tag, lang, label}``.
 
 Splits (fixed for every run seed, so seeds vary training, never the data):
 test = the official evaluation file (PubMedQA: the 500 official test PMIDs);
@@ -20,6 +20,7 @@ import numpy as np
 
 from scd.datafiles import DataError, data_dir, data_file
 from scd.metrics import serialize_entities
+from scd.taskcard import card_splits
 from scd.tasks import LETTERS, QUOTED, TASKS, Task, get_task
 
 DATA_SEED = 20260115
@@ -162,13 +163,20 @@ def stratified_take(labels: list[str], n: int, seed: int) -> np.ndarray:
 
 def load_task(name: str, root=None, max_train: int | None = None, seed: int = DATA_SEED) -> dict[str, list[dict]]:
     """All splits of one task; ``max_train`` caps train by a seeded stratified subsample (counted)."""
-    task = get_task(name)
-    root = data_dir(root)
-    test, pool, stats = (_pubmedqa_records if task.kind == "yesno" else _jmed_records)(task, root)
-    n_dev = min(DEV_MAX, round(DEV_FRACTION * len(pool)))
-    dev_idx = set(stratified_take([r["label"] for r in pool], n_dev, seed).tolist())
-    dev = [r for i, r in enumerate(pool) if i in dev_idx]
-    train = [r for i, r in enumerate(pool) if i not in dev_idx]
+    task, dev = get_task(name), None
+    if task.card is not None:  # the user's file (scd.taskcard): the same rule from here on
+        test, dev, pool = card_splits(task.card, seed)
+        stats = Counter()
+    else:
+        root = data_dir(root)
+        test, pool, stats = (_pubmedqa_records if task.kind == "yesno" else _jmed_records)(task, root)
+    if dev is None:
+        n_dev = min(DEV_MAX, round(DEV_FRACTION * len(pool)))
+        dev_idx = set(stratified_take([r["label"] for r in pool], n_dev, seed).tolist())
+        dev = [r for i, r in enumerate(pool) if i in dev_idx]
+        train = [r for i, r in enumerate(pool) if i not in dev_idx]
+    else:
+        train = pool
     if max_train is not None and len(train) > max_train:
         keep = stratified_take([r["label"] for r in train], max_train, seed + 1)
         stats["train_not_used"] = len(train) - max_train
@@ -190,7 +198,7 @@ def load_splits(name: str, root=None, max_train: int | None = None, max_eval: in
     items would all share one answer), counted in ``stats``."""
     if sampling not in ("natural", "balanced"):
         raise ValueError(f"sampling={sampling!r}: expected natural or balanced")
-    balanced = sampling == "balanced" and get_task(name).kind != "ner"
+    balanced = sampling == "balanced" and get_task(name).kind in ("choice", "yesno")
     splits = load_task(name, root, max_train=None if balanced else max_train)
     if balanced:
         splits["train"], repeated = balanced_train(splits["train"], [r["label"] for r in splits["test"]],
@@ -243,7 +251,7 @@ def check_disjoint(splits: dict[str, list[dict]]) -> None:
 def passages(rec: dict) -> list[str]:
     """The domain text of a record: JMED-LLM's 「」-wrapped clinical passages (brackets kept), or
     PubMedQA's contexts."""
-    if rec["kind"] == "yesno":
+    if "contexts" in rec:
         return list(rec["contexts"])
     return [f"「{p}」" for p in QUOTED.findall(rec["question"])]
 
@@ -251,7 +259,7 @@ def passages(rec: dict) -> list[str]:
 def main_passage(rec: dict) -> str | None:
     """The one passage a question is about: its longest 「」 span (CRADE also quotes the term it
     asks about, a span shared by many unrelated questions), or PubMedQA's joined contexts."""
-    spans = [" ".join(rec["contexts"])] if rec["kind"] == "yesno" else passages(rec)
+    spans = [" ".join(rec["contexts"])] if "contexts" in rec else passages(rec)
     return max(spans, key=len) if spans else None
 
 

@@ -38,9 +38,10 @@ def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold 
 
 
 def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config) -> int:
-    """Enough new tokens for the longest train answer (+EOS), never more than the cap."""
+    """Enough new tokens for the longest train answer (+EOS); lists and free text never more
+    than the cap (a label needs no cap)."""
     longest = max(len(tok(r["answer"], add_special_tokens=False)["input_ids"]) for r in train_records)
-    return min(longest + 1, cfg.max_new_tokens) if get_task(task_name).kind == "ner" else longest + 1
+    return min(longest + 1, cfg.max_new_tokens) if get_task(task_name).kind in ("ner", "text") else longest + 1
 
 
 @torch.no_grad()

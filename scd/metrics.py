@@ -12,6 +12,7 @@ import ast
 import math
 import re
 import warnings
+from collections import Counter
 
 from sklearn.metrics import cohen_kappa_score, f1_score
 
@@ -19,7 +20,7 @@ from scd.tasks import LETTERS as CHOICE_LETTERS
 
 UNPARSED = "None"
 YES_NO_MAYBE = ("yes", "no", "maybe")
-KINDS = ("choice", "yesno", "ner")
+KINDS = ("choice", "yesno", "ner", "text")
 
 _YNM_RE = re.compile(r"\b(yes|no|maybe)\b", re.IGNORECASE)
 
@@ -40,6 +41,39 @@ def parse_yes_no_maybe(text: str) -> str | None:
     """Earliest whole-word yes/no/maybe, case-insensitive, lower-cased."""
     m = _YNM_RE.search(text)
     return m.group(1).lower() if m else None
+
+
+def parse_text(text: str) -> str | None:
+    """A free-text answer: the first line of the generation, stripped; None when it is empty."""
+    line = text.strip().split("\n", 1)[0].strip()
+    return line or None
+
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def text_tokens(text: str) -> list[str]:
+    """Lower-cased word tokens, punctuation dropped; a word of non-ASCII letters (Japanese, Chinese:
+    no spaces between words) counts character by character, so token F1 means the same in any
+    language."""
+    out = []
+    for word in _WORD_RE.findall(text.lower()):
+        out.extend([word] if word.isascii() else list(word))
+    return out
+
+
+def exact_match(gold: str, pred: str | None) -> float:
+    """1 when the answers are equal after lower-casing and dropping punctuation and spacing."""
+    return float(pred is not None and text_tokens(gold) == text_tokens(pred))
+
+
+def token_f1(gold: str, pred: str | None) -> float:
+    """SQuAD-style token F1 on :func:`text_tokens` (multiset overlap); both empty counts as 1."""
+    g, p = text_tokens(gold), text_tokens(pred or "")
+    if not g or not p:
+        return float(g == p)
+    common = sum((Counter(g) & Counter(p)).values())
+    return _f1(common / len(p), common / len(g)) if common else 0.0
 
 
 def parse_entities(text: str) -> list[str] | None:
@@ -170,13 +204,16 @@ def parse_prediction(kind: str, text: str):
         return parse_choice(text)
     if kind == "yesno":
         return parse_yes_no_maybe(text)
+    if kind == "text":
+        return parse_text(text)
     return parse_entities(text)
 
 
 def per_sample_correct(kind: str, gold, pred) -> float:
     """Per-sample credit, used for paired tests and error analysis.
 
-    For NER it is the sample's partial-match F1, so its mean is the headline score.
+    For NER it is the sample's partial-match F1 and for free text its token F1, so its mean is
+    the headline score.
 
     Unparseable (``None``) predictions get 0 for choice/yes-no and are treated
     as the empty list for NER (so they still score 1.0 when gold is empty).
@@ -184,6 +221,8 @@ def per_sample_correct(kind: str, gold, pred) -> float:
     _check_kind(kind)
     if kind == "ner":
         return partial_f1(gold_entities(gold), pred if pred is not None else [])
+    if kind == "text":
+        return token_f1(gold, pred)
     return 1.0 if pred is not None and pred == gold else 0.0
 
 
@@ -225,8 +264,9 @@ def _kappa(golds: list[str], preds: list[str], weights: str | None) -> float:
 def score(kind: str, golds: list, texts: list[str], weights: str | None = None) -> dict:
     """Parse ``texts`` and compute the benchmark's metrics for one task.
 
-    ``primary`` is the headline test score (accuracy, or partial F1 for NER); ``selection``
-    is what checkpoints are chosen by on dev (kappa, macro-F1 for PubMedQA, partial F1).
+    ``primary`` is the headline test score (accuracy; partial F1 for NER; token F1 for free
+    text); ``selection`` is what checkpoints are chosen by on dev (kappa, macro-F1 for yes/no,
+    partial F1, token F1).
 
     ``weights`` is only meaningful for choice tasks ("linear" for crade).
     Unparseable outputs are counted in ``n_unparsed`` and scored as wrong
@@ -255,6 +295,10 @@ def score(kind: str, golds: list, texts: list[str], weights: str | None = None) 
         out["n_unparsed_lenient"] = sum(p is None for p in lenient)
         out["partial_f1_lenient"] = sum(partial_f1(g, p or []) for g, p in zip(gold_lists, lenient)) / n
         out["primary"] = out["selection"] = out["partial_f1"]
+    elif kind == "text":
+        out["exact_match"] = sum(map(exact_match, golds, preds)) / n
+        out["token_f1"] = sum(map(token_f1, golds, preds)) / n
+        out["primary"] = out["selection"] = out["token_f1"]
     else:
         valid = CHOICE_LETTERS if kind == "choice" else YES_NO_MAYBE
         for i, g in enumerate(golds):

@@ -43,7 +43,8 @@ def tokenizer_stage(cfg: Config, root=None) -> tuple[Path, TokenizerRecord]:
 def base_model_stage(cfg: Config, role: str, root=None) -> tuple[Path, BaseRecord]:
     """The role's base LM as ``<stage>/model`` (weights and tokenizer) and its record. Every
     source leaves the same layout, so the stages after it never ask where a model came from."""
-    return {"scratch": _scratch_base, "gemma": _gemma_base, "hub": _hub_base}[cfg.model_source](cfg, role, root)
+    return {"scratch": _scratch_base, "gemma": _gemma_base, "hub": _hub_base,
+            "local": _hub_base}[cfg.model_source](cfg, role, root)
 
 
 def _scratch_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
@@ -117,6 +118,9 @@ def _hub_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
     README) or by local folder (linked, not copied)."""
     ident = cfg.teacher_id if role == "teacher" else cfg.student_id
     local = Path(ident).expanduser()
+    if cfg.model_source == "local" and not local.is_dir():
+        raise FileNotFoundError(f"config {role}_id={ident!r}: no such model folder (model_source=local never "
+                                "downloads; use model_source=hub for a hub id)")
     key = stage_key(cfg, "base", role, id=str(local.resolve()) if local.is_dir() else ident)
 
     def fetch(path):

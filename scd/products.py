@@ -13,7 +13,6 @@ import pandas as pd
 
 from scd import ablations, analysis, tables
 from scd.io import write_table
-from scd.methods import MODELS
 from scd.results import load_runs, load_samples, results_dir
 from scd.tasks import get_task
 
@@ -25,9 +24,10 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
     """The SFS/TFS analysis of notebook 6: the decomposition identity per task, seed and risk, the
     subset scores, the sub-task view, the margin prediction and the claims with their verdicts."""
     rows, scores, splits, samples = [], [], {}, {}
+    headline = "scd_aw" if "scd_aw" in cfg.methods else cfg.methods[0]
     for task in cfg.tasks:
         for seed in cfg.seeds:
-            frames = {m: load_samples(cfg, task, m, seed, root) for m in MODELS}
+            frames = {m: load_samples(cfg, task, m, seed, root) for m in cfg.models}
             samples[(task, seed)] = frames
             for risk in analysis.RISKS:
                 split = analysis.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
@@ -38,12 +38,12 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
     decomp = pd.DataFrame(rows)
     views = []
     for task in cfg.tasks:
-        pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", "scd_aw")}
-        views.append(analysis.subtask_view(pooled["teacher_sft"], {"scd_aw": pooled["scd_aw"]}).assign(task=task))
+        pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", headline)}
+        views.append(analysis.subtask_view(pooled["teacher_sft"], {headline: pooled[headline]}).assign(task=task))
     view = pd.concat(views, ignore_index=True)
     runs = load_runs(cfg, root).set_index(["task", "seed", "model"])["primary"]
     margin = decomp[decomp.risk == "error"][["task", "seed", "gap"]].rename(columns={"gap": "predicted_margin"})
-    margin["achieved_margin"] = [runs[(t, s, "scd_aw")] - runs[(t, s, "teacher_sft")]
+    margin["achieved_margin"] = [runs[(t, s, headline)] - runs[(t, s, "teacher_sft")]
                                  for t, s in zip(margin.task, margin.seed)]
     margin = margin.reset_index(drop=True)
     rho = margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]

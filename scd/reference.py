@@ -3,7 +3,8 @@ clear before its scores mean anything.
 
 Choice and yes/no tasks: a TF-IDF bag of character 1–3-grams of the prompt with a
 class-balanced logistic regression (scikit-learn). NER: a train-lexicon matcher that predicts
-every entity string of the train split's answers found in the prompt. Fixed settings, chosen
+every entity string of the train split's answers found in the prompt. Free text (task cards):
+the answer of the most similar train prompt (cosine of the same TF-IDF). Fixed settings, chosen
 before looking at any score; fitted on the run's train split, scored on its test split, in
 the same per-sample row format as a model's test rows.
 """
@@ -28,6 +29,14 @@ def ngram_predictions(train: list[dict], test: list[dict], seed: int = 0) -> lis
     return list(model.predict(vectorizer.transform([r["prompt"] for r in test])))
 
 
+def nearest_answer_predictions(train: list[dict], test: list[dict]) -> list[str]:
+    """The answer of the train item whose prompt is nearest (TF-IDF character 1–3-grams, cosine)."""
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True)
+    features = vectorizer.fit_transform([r["prompt"] for r in train])
+    nearest = (vectorizer.transform([r["prompt"] for r in test]) @ features.T).toarray().argmax(axis=1)
+    return [train[i]["answer"] for i in nearest]
+
+
 def lexicon_predictions(train: list[dict], test: list[dict]) -> list[list[str]]:
     """Every distinct train-answer entity that occurs in the test prompt, longest first."""
     lexicon = sorted({e for r in train for e in metrics.gold_entities(r["answer"]) if e},
@@ -41,6 +50,9 @@ def reference_rows(task: str, train: list[dict], test: list[dict]) -> pd.DataFra
     if kind == "ner":
         preds = lexicon_predictions(train, test)
         generated = [metrics.serialize_entities(p) for p in preds]
+    elif kind == "text":
+        generated = nearest_answer_predictions(train, test)
+        preds = [metrics.parse_text(g) for g in generated]
     else:
         preds = generated = ngram_predictions(train, test)
     return metrics.sample_rows(kind, test, generated, preds, np.nan)
@@ -61,7 +73,7 @@ def reference_scores(task: str, splits: dict) -> list[dict]:
     kind, rows = get_task(task).kind, []
     disjoint = passage_disjoint(splits["train"], splits["test"])
     for train_name, train in (("train", splits["train"]), ("passage-disjoint train", disjoint)):
-        fits = bool(train) and (kind == "ner" or len({r["answer"] for r in train}) > 1)  # LR needs 2 labels
+        fits = bool(train) and (kind in ("ner", "text") or len({r["answer"] for r in train}) > 1)  # LR: 2 labels
         scored = reference_rows(task, train, splits["dev"] + splits["test"]) if fits else None  # one fit
         n_dev = len(splits["dev"])
         for split, part in (("dev", slice(0, n_dev)), ("test", slice(n_dev, None))):

@@ -19,7 +19,6 @@ import pandas as pd
 from scd import ablations, environment, ranks
 from scd.config import Config, get_config
 from scd.io import project_path, user_path, write_csv, write_json, write_table
-from scd.methods import METHODS
 from scd.models import load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.reference import reference_rows, reference_scores
@@ -28,7 +27,7 @@ from scd.render import NotebookFailed, run_notebooks
 from scd.report import prompt_cuts, write_data_summary
 from scd.reproduction import write_report
 from scd.results import export, has_results, reference_path, results_dir
-from scd.run_distill import distill_stage
+from scd.run_distill import check_shared_vocabulary, distill_stage
 from scd.store import runs_root
 
 
@@ -57,13 +56,13 @@ class Progress:
         self.log(f"[{self.done}/{self.total}] {line} ({took:.0f}s; elapsed {(time.time() - self.start) / 60:.1f} min{eta})")
 
 
-def collect(cfg: Config, methods=METHODS, progress: Progress | None = None) -> tuple[pd.DataFrame, dict]:
+def collect(cfg: Config, progress: Progress | None = None) -> tuple[pd.DataFrame, dict]:
     """One row per (model, task, seed) with its test metrics and timings, and the stage records."""
-    progress = progress or Progress(len(cfg.seeds) * len(cfg.tasks) * (2 + len(methods)), log=lambda *_: None)
+    progress = progress or Progress(len(cfg.seeds) * len(cfg.tasks) * len(cfg.models), log=lambda *_: None)
     rows, records = [], {}
     for seed in cfg.seeds:
         for task in cfg.tasks:
-            for model in ("teacher_sft", "student_sft", *methods):
+            for model in cfg.models:
                 what = f"{model.replace('_sft', ' SFT')}, {task}, seed {seed}"
                 t = progress.begin(what)
                 if model.endswith("_sft"):
@@ -108,13 +107,13 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     under ``accelerate launch``). ``ablations``: comma-separated tasks to run the ablations on."""
     start = time.time()
     log = log if ranks.is_main() else (lambda *_: None)
-    progress = Progress(2 + len(cfg.seeds) * len(cfg.tasks) * (2 + len(METHODS)), log)
+    progress = Progress(2 + len(cfg.seeds) * len(cfg.tasks) * len(cfg.models), log)
     base = {}
     for role in ("student", "teacher"):
         t = progress.begin(f"{role} base LM")
-        path, record = base_model_stage(cfg, role)
-        base[role] = record.to_json()
+        path, base[role] = base_model_stage(cfg, role)
         progress.end(f"{role} base LM: {path}", t)
+    check_shared_vocabulary(base["teacher"], base["student"])  # before any training
     runs, records = collect(cfg, progress=progress)
     abl_tasks = ablation_tasks(cfg, ablations) if ablations else []
     if abl_tasks:
@@ -122,7 +121,8 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
         table = run_ablations(cfg, abl_tasks, root, log)
     if not ranks.is_main():
         return results_dir(cfg, root)
-    write_data_summary(Path(root))
+    if not cfg.task_cards:  # the benchmark's data summary (built-in tasks only)
+        write_data_summary(Path(root))
     out = export(cfg, runs, records, root)
     reference = []
     for task in cfg.tasks:  # what the train split alone gives (seconds; no LM)
@@ -133,7 +133,7 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     write_table(out / "prompt_cuts", prompt_cuts(cfg, load_tokenizer(path)))
     if abl_tasks:
         write_csv(out / "ablations.csv", table)
-    write_json(out / "base_models.json", base)
+    write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
     write_json(out / "environment.json", environment.fingerprint())
     paths = write_all(cfg, root, abl_tasks)
     write_json(out / "timing.json", {"wall_s": time.time() - start})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from scd.io import read_json, write_csv, write_json
-from scd.methods import BASELINES, MODELS, parse_method
+from scd.methods import BASELINES, parse_method
 
 if TYPE_CHECKING:
     from scd.config import Config
@@ -63,7 +63,7 @@ def has_results(cfg: Config, root: str | Path = "results") -> bool:
     if not path.is_file():
         return False
     runs = pd.read_csv(path)
-    wanted = {(m, t, s) for m in MODELS for t in cfg.tasks for s in cfg.seeds}
+    wanted = {(m, t, s) for m in cfg.models for t in cfg.tasks for s in cfg.seeds}
     return wanted <= set(zip(runs["model"], runs["task"], runs["seed"]))
 
 

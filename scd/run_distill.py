@@ -28,7 +28,9 @@ from scd.store import compute_or_load, stage_dir, stage_key
 from scd.training import last_checkpoint, training_args
 
 
-def check_shared_vocabulary(teacher: SFTRecord, student_sft: SFTRecord) -> None:
+def check_shared_vocabulary(teacher, student_sft) -> None:
+    """Teacher and student records (base LM or SFT) must share one tokenizer: KD compares their
+    distributions token by token."""
     if student_sft.tokenizer_hash != teacher.tokenizer_hash:
         raise ValueError(f"teacher and student use different tokenizers ({teacher.tokenizer_hash} vs "
                          f"{student_sft.tokenizer_hash}): distillation needs one shared vocabulary")

@@ -42,8 +42,11 @@ def runs_root() -> Path:
 def data_checksums(tasks, root=None) -> dict[str, str]:
     """Checksums of every file the named tasks read (test file and pools): part of the key of any
     stage that reads them."""
-    files = sorted({f for name in tasks for f in (get_task(name).test_file, *get_task(name).pool_files)})
-    return datafiles.verify(datafiles.data_dir(root), files)
+    cards = [get_task(name).card for name in tasks if get_task(name).card is not None]
+    files = sorted({f for name in tasks if get_task(name).card is None
+                    for f in (get_task(name).test_file, *get_task(name).pool_files)})
+    sums = datafiles.verify(datafiles.data_dir(root), files) if files else {}
+    return sums | {k: v for card in cards for k, v in card.checksum().items()}
 
 
 def corpus_task_names(cfg: Config) -> tuple[str, ...]:

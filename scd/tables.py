@@ -13,7 +13,7 @@ import pandas as pd
 from scd import metrics
 from scd.analysis import bootstrap_ci, paired_difference, task_average_ci
 from scd.datafiles import data_dir
-from scd.methods import MODELS, REFERENCE, in_order
+from scd.methods import REFERENCE, in_order
 from scd.results import load_samples, reference_path
 from scd.tasks import get_task
 
@@ -59,10 +59,10 @@ def _train_size(task: str, root: str) -> int:  # every table asks; the data fold
     return len(load_task(task, root)["train"])
 
 
-def score_table(cfg: Config, models=MODELS, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
-    """Long table: model, task (and 'average', over the tasks with enough train data), mean, lo,
-    hi, diff vs teacher, its interval, p."""
-    thin = thin_tasks(cfg)
+def score_table(cfg: Config, models=None, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
+    """Long table: model (default: the run's, ``cfg.models``), task (and 'average', over the tasks
+    with enough train data), mean, lo, hi, diff vs teacher, its interval, p."""
+    thin, models = thin_tasks(cfg), cfg.models if models is None else models
     credit = {m: {t: credit_matrix(cfg, t, m, root, ner) for t in cfg.tasks} for m in models}
     teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root, ner) for t in cfg.tasks}
     if all(reference_path(cfg, t, root).is_file() for t in cfg.tasks):  # one row set, no seeds: [1, items]

@@ -1,7 +1,8 @@
 """The benchmark tasks by name: which files each reads, how its answers are scored, its language.
 
 Plain data with no dependencies, so the config, the data loader and the scorer all name tasks
-from one list without importing each other.
+from one list without importing each other. A task defined by a task card (``scd.taskcard``: the
+user's own file) is registered here under its name and looked up like a built-in one.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ QUOTED = re.compile(r"「(.+?)」", re.S)  # a JMED-LLM question's passage or qu
 @dataclass(frozen=True)
 class Task:
     name: str
-    kind: str  # "choice" | "ner" | "yesno": how answers are parsed and scored
+    kind: str  # "choice" | "ner" | "yesno" | "text": how answers are parsed and scored
     lang: str
     test_file: str
     pool_files: tuple[str, ...]
     pool_tags: frozenset[str] | None = None
     n_options: int = 0
     kappa_weights: str | None = None
+    card: object | None = None  # scd.taskcard.TaskCard of a task read from the user's file; None: built-in
 
 
 TASKS: dict[str, Task] = {
@@ -46,7 +48,24 @@ TASKS: dict[str, Task] = {
 }
 
 
+FILE_TASKS: dict[str, Task] = {}  # registered from task cards, by name (never a built-in name)
+
+
+def register(task: Task) -> Task:
+    """Make a card's task known by name; registering the same definition again is a no-op."""
+    if task.name in TASKS:
+        raise ValueError(f"task name {task.name!r} is a built-in task; give the task card another name")
+    if task.name in FILE_TASKS and FILE_TASKS[task.name] != task:
+        raise ValueError(f"task {task.name!r} is already defined by another task card "
+                         f"({FILE_TASKS[task.name].card.source}); task names must be unique")
+    FILE_TASKS[task.name] = task
+    return task
+
+
 def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; expected one of {', '.join(TASKS)}")
-    return TASKS[name]
+    if name in TASKS:
+        return TASKS[name]
+    if name in FILE_TASKS:
+        return FILE_TASKS[name]
+    known = ", ".join([*TASKS, *FILE_TASKS])
+    raise ValueError(f"unknown task {name!r}; expected one of {known} (or a task card: --task-card FILE)")
