@@ -60,6 +60,34 @@ def export_builtin(task: str, folder: str | Path, fmt: str = "jsonl", name: str 
     return write_card(data.with_suffix(".yaml"), **keys)
 
 
+def preview(card: str | Path, n: int = 3) -> pd.DataFrame:
+    """The first ``n`` records of a card's file as the pipeline reads them."""
+    from scd.taskcard import card_records
+
+    frame = pd.DataFrame(card_records(load_card(card))[:n])
+    frame["prompt"] = frame["prompt"].str.slice(0, 80) + "…"
+    return frame[[c for c in ("id", "split", "tag", "prompt", "answer") if c in frame]]
+
+
+def against_builtin(result: DomainRun, task: str) -> pd.DataFrame:
+    """Test scores of the generic path next to the built-in task's own stages on the same data,
+    config and seeds (computed or loaded): equal when the card reads the built-in task's data."""
+    from scd.pipeline import sft_stage
+    from scd.run_distill import distill_stage
+
+    cfg = result.cfg.replace(task_cards=(), tasks=(task,))
+    runs = result.runs()
+    rows = []
+    for seed in cfg.seeds:
+        for model in cfg.models:
+            record = (sft_stage(cfg, model[: -len("_sft")], task, seed) if model.endswith("_sft")
+                      else distill_stage(cfg, model, task, seed))
+            mine = runs[(runs.model == model) & (runs.seed == seed)].iloc[0]
+            rows.append({"model": model, "seed": seed, "task file": mine.primary, f"built-in {task}": record.test.primary,
+                         "equal": mine.primary == record.test.primary})
+    return pd.DataFrame(rows)
+
+
 def model_overrides(teacher: str | None, student: str | None) -> dict:
     """Teacher and student by local folder (``local``: never downloads) or hub id (``hub``); neither
     given: the profile's own pair."""
@@ -106,6 +134,12 @@ class DomainRun:
         from scd import tables
 
         return tables.table1(tables.score_table(self.cfg, root=self.root))
+
+    def scores(self) -> pd.DataFrame:
+        """Table 1's long form: every model and task with its interval (``scd.tables.score_table``)."""
+        from scd import tables
+
+        return tables.score_table(self.cfg, root=self.root)
 
     def samples(self, model: str, seed: int | None = None, task: str | None = None) -> pd.DataFrame:
         from scd.results import load_samples

@@ -1,4 +1,5 @@
 """Greedy generation (batched, KV cache) and teacher-forced gold loss, scored by ``scd.metrics``.
+Under ``accelerate launch`` every rank takes a share of the batches and all get every result.
 
 Per-sample rows (id, tag, generated text, prediction, correct, gold loss) feed the SFS/TFS
 analysis; the summary dict feeds the tables.
@@ -11,7 +12,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from scd import metrics
+from scd import metrics, ranks
 from scd.encoding import PadCollator, encode, prompt_ids
 from scd.io import quiet
 from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
@@ -26,15 +27,22 @@ def gold_losses(model, tok, records: list[dict], cfg: Config, desc: str = "gold 
     """Mean NLL per answer token of each sample's gold answer: the per-sample risk ℓ(x)."""
     model.eval()
     items, _ = encode(records, tok, cfg)
-    order = sorted(range(len(items)), key=lambda i: len(items[i]["input_ids"]))
     collate, out = PadCollator(tok.pad_token_id), {}
-    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=quiet()):
-        batch = collate([items[i] for i in order[start:start + cfg.eval_batch_size]])
+    for idx in tqdm(eval_batches([len(i["input_ids"]) for i in items], cfg), desc=desc, leave=False, disable=quiet()):
+        batch = collate([items[i] for i in idx])
         logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
         nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
         for sid, value in zip(batch["sample_ids"], per_sample_mean(nll, mask).tolist()):
             out[sid] = value
-    return out
+    gathered = ranks.gather_dict(out)
+    return {r["id"]: gathered[r["id"]] for r in records}
+
+
+def eval_batches(lengths: list[int], cfg: Config) -> list[list[int]]:
+    """This rank's share of the evaluation batches: items sorted by length (least padding), cut
+    into batches of ``eval_batch_size``, every W-th batch to each of W ranks."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return ranks.my_share([order[s:s + cfg.eval_batch_size] for s in range(0, len(order), cfg.eval_batch_size)])
 
 
 def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config) -> int:
@@ -51,11 +59,9 @@ def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, 
     model.eval()
     stopping = {"stop_strings": [stop], "tokenizer": tok} if stop else {}
     prompts = prompt_ids(records, tok, cfg)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    texts: list[str] = [""] * len(prompts)
+    texts: dict[int, str] = {}
     dev = device_of(model)
-    for start in tqdm(range(0, len(order), cfg.eval_batch_size), desc=desc, leave=False, disable=quiet()):
-        idx = order[start:start + cfg.eval_batch_size]
+    for idx in tqdm(eval_batches([len(p) for p in prompts], cfg), desc=desc, leave=False, disable=quiet()):
         width = max(len(prompts[i]) for i in idx)
         ids = torch.tensor([[tok.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=dev)
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx], device=dev)
@@ -64,7 +70,8 @@ def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, 
                              **stopping)
         for row, i in enumerate(idx):
             texts[i] = tok.decode(out[row, width:], skip_special_tokens=True).strip()
-    return texts
+    gathered = ranks.gather_dict(texts)
+    return [gathered[i] for i in range(len(prompts))]
 
 
 def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_new_tokens: int,

@@ -10,7 +10,9 @@ atomically) the per-step losses and gradient norms of ``trainer.state.log_histor
 ids of every global batch, each rank's local losses and a fingerprint of each rank's final
 weights. ``--mode sft`` is one answer-only SFT run from a base LM; ``--mode distill`` is the
 first distillation stage of ``--method`` (same checkpoint choice and sample weights as
-``scd.run_distill.distill_stage``).
+``scd.run_distill.distill_stage``). ``--mode evaluate`` scores the teacher SFT's best checkpoint
+on the test split with the pipeline's evaluation (each rank a share of the batches) and writes
+the per-sample rows.
 
 Preparatory stages (tokenizer, base LMs, teacher/student SFT, target cache) are the package's
 compute-or-load stages, which run under the launcher themselves (``scd.ranks``): a missing one is
@@ -39,7 +41,7 @@ from scd.distill import DistillTrainer
 from scd.encoding import PadCollator, encode
 from scd.io import write_json
 from scd.methods import parse_method
-from scd.models import load_model, load_tokenizer
+from scd.models import load_for_training, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import cache_stage, check_shared_vocabulary, distill_trainer, read_anchor, stage_plan
 from scd.sft import AnswerOnlyTrainer
@@ -102,7 +104,7 @@ def build_trainer(cfg, opts, prep: dict, out_dir: Path):
     splits = task_splits(cfg, opts.task)
     tok = load_tokenizer(prep["base_path"])
     items, _ = encode(splits["train"], tok, cfg)
-    model = load_model(prep["base_path"])
+    model = load_for_training(prep["base_path"])
     no_dropout(model)
     # the profile's trainer settings with this run's global batch per micro-step, in a fixed order
     run_cfg = cfg.replace(batch_size=opts.global_batch // opts.grad_accum)
@@ -137,17 +139,37 @@ def fingerprint(model) -> dict:
     return {"sha256": digest.hexdigest()[:16], "sum": total, "sum_sq": squares}
 
 
+def evaluate_run(cfg, opts, state) -> dict:
+    """The teacher's test scoring as its SFT stage does it, under this process group."""
+    from scd.evaluate import eval_batches, evaluate
+    from scd.encoding import prompt_ids
+
+    teacher = sft_stage(cfg, "teacher", opts.task, opts.seed)
+    tok, records = load_tokenizer(teacher.best_path), task_splits(cfg, opts.task)["test"]
+    summary, rows = evaluate(load_model(teacher.best_path).eval(), tok, records, opts.task, cfg, teacher.max_new_tokens)
+    mine = [i for b in eval_batches([len(p) for p in prompt_ids(records, tok, cfg)], cfg) for i in b]
+    on_meta = any(p.is_meta for p in load_for_training(teacher.best_path).parameters())  # FSDP loading path
+    result = {"world_size": state.num_processes, "summary": summary, "rows": rows.to_dict("records"),
+              "items_per_rank": sorted(gather_object([(state.process_index, len(mine))])),
+              "training_load_on_meta": sorted(gather_object([(state.process_index, on_meta)]))}
+    if state.is_main_process:
+        write_json(opts.out, result)
+    state.wait_for_everyone()
+    return result
+
+
 # ------------------------------------------------------------------ entry point
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m scd.launch", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="smoke")
     p.add_argument("--task", default="crade")
-    p.add_argument("--mode", choices=("sft", "distill"), required=True)
+    p.add_argument("--mode", choices=("sft", "distill", "evaluate"), required=True)
     p.add_argument("--method", default="scd_aw", help="distill: td, cd, scd, with or without _aw")
     p.add_argument("--role", choices=("teacher", "student"), default="student", help="sft: which base LM to tune")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, required=True, help="optimiser steps")
-    p.add_argument("--global-batch", type=int, required=True, help="samples per optimiser step, all ranks")
+    p.add_argument("--steps", type=int, default=1, help="optimiser steps")
+    p.add_argument("--global-batch", type=int, default=4, help="samples per optimiser step, all ranks")
+    p.add_argument("--eval-batch", type=int, default=None, help="evaluate: generation batch (default: the profile's)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimiser step (per rank)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the profile's)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per rank (default cores / ranks)")
@@ -173,9 +195,11 @@ def main(argv=None) -> dict:
     if opts.global_batch % (world * opts.grad_accum):
         raise SystemExit(f"--global-batch {opts.global_batch} is not divisible by world size {world} x "
                          f"--grad-accum {opts.grad_accum}")
+    torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))
+    if opts.mode == "evaluate":
+        return evaluate_run(cfg.replace(eval_batch_size=opts.eval_batch or cfg.eval_batch_size), opts, state)
     prep = prepare(cfg, opts.mode, opts.role, opts.method, opts.task, opts.seed)
     prepared_s = time.time() - start
-    torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))
     with tempfile.TemporaryDirectory(prefix="scd-launch-") as scratch:  # save_strategy="no": nothing kept
         trainer, info = build_trainer(cfg, opts, prep, Path(scratch))
         t0 = time.time()

@@ -12,10 +12,10 @@ import ast
 import math
 import re
 import warnings
-from collections import Counter
 
 from sklearn.metrics import cohen_kappa_score, f1_score
 
+from scd.freetext import exact_match, parse_text, token_f1
 from scd.tasks import LETTERS as CHOICE_LETTERS
 
 UNPARSED = "None"
@@ -41,39 +41,6 @@ def parse_yes_no_maybe(text: str) -> str | None:
     """Earliest whole-word yes/no/maybe, case-insensitive, lower-cased."""
     m = _YNM_RE.search(text)
     return m.group(1).lower() if m else None
-
-
-def parse_text(text: str) -> str | None:
-    """A free-text answer: the first line of the generation, stripped; None when it is empty."""
-    line = text.strip().split("\n", 1)[0].strip()
-    return line or None
-
-
-_WORD_RE = re.compile(r"\w+")
-
-
-def text_tokens(text: str) -> list[str]:
-    """Lower-cased word tokens, punctuation dropped; a word of non-ASCII letters (Japanese, Chinese:
-    no spaces between words) counts character by character, so token F1 means the same in any
-    language."""
-    out = []
-    for word in _WORD_RE.findall(text.lower()):
-        out.extend([word] if word.isascii() else list(word))
-    return out
-
-
-def exact_match(gold: str, pred: str | None) -> float:
-    """1 when the answers are equal after lower-casing and dropping punctuation and spacing."""
-    return float(pred is not None and text_tokens(gold) == text_tokens(pred))
-
-
-def token_f1(gold: str, pred: str | None) -> float:
-    """SQuAD-style token F1 on :func:`text_tokens` (multiset overlap); both empty counts as 1."""
-    g, p = text_tokens(gold), text_tokens(pred or "")
-    if not g or not p:
-        return float(g == p)
-    common = sum((Counter(g) & Counter(p)).values())
-    return _f1(common / len(p), common / len(g)) if common else 0.0
 
 
 def parse_entities(text: str) -> list[str] | None:
@@ -212,8 +179,7 @@ def parse_prediction(kind: str, text: str):
 def per_sample_correct(kind: str, gold, pred) -> float:
     """Per-sample credit, used for paired tests and error analysis.
 
-    For NER it is the sample's partial-match F1 and for free text its token F1, so its mean is
-    the headline score.
+    For NER it is the sample's partial-match F1, for free text its token F1: its mean is the score.
 
     Unparseable (``None``) predictions get 0 for choice/yes-no and are treated
     as the empty list for NER (so they still score 1.0 when gold is empty).
@@ -264,9 +230,8 @@ def _kappa(golds: list[str], preds: list[str], weights: str | None) -> float:
 def score(kind: str, golds: list, texts: list[str], weights: str | None = None) -> dict:
     """Parse ``texts`` and compute the benchmark's metrics for one task.
 
-    ``primary`` is the headline test score (accuracy; partial F1 for NER; token F1 for free
-    text); ``selection`` is what checkpoints are chosen by on dev (kappa, macro-F1 for yes/no,
-    partial F1, token F1).
+    ``primary`` is the headline test score (accuracy; partial F1 for NER; token F1 for text);
+    ``selection`` is what checkpoints are chosen by on dev (kappa, macro-F1, partial F1, token F1).
 
     ``weights`` is only meaningful for choice tasks ("linear" for crade).
     Unparseable outputs are counted in ``n_unparsed`` and scored as wrong

@@ -83,9 +83,32 @@ def default_device() -> torch.device:
 
 
 def load_model(path: str | Path, dtype=torch.float32):
-    """Weights in ``dtype`` (float32 masters; bf16 autocast comes from the Trainer) on this
-    process's device, so evaluation and cache building run where training does."""
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(default_device())
+    """A whole model in ``dtype`` on this process's device, on every rank: for evaluation, cache
+    building and probes (each rank computes with all the weights, even under FSDP's RAM-efficient
+    loading, which is switched off for this load)."""
+    from accelerate.utils import disable_fsdp_ram_efficient_loading, enable_fsdp_ram_efficient_loading
+
+    efficient = os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() in ("1", "true")
+    disable_fsdp_ram_efficient_loading()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(default_device())
+    finally:
+        if efficient:
+            enable_fsdp_ram_efficient_loading()
+    model.generation_config.pad_token_id = model.config.pad_token_id
+    return model
+
+
+def load_for_training(path: str | Path):
+    """Float32 master weights for a Trainer, loaded the way accelerate documents for FSDP: with
+    ``fsdp_cpu_ram_efficient_loading`` (an accelerate config), rank 0 reads the checkpoint and the
+    other ranks hold meta tensors until FSDP broadcasts rank 0's weights when it wraps the model;
+    placement on the device is left to the Trainer. Otherwise the same as :func:`load_model`."""
+    from transformers.integrations.fsdp import is_fsdp_enabled
+
+    if not is_fsdp_enabled():
+        return load_model(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.generation_config.pad_token_id = model.config.pad_token_id
     return model
 

@@ -23,22 +23,29 @@ def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_di
           figures_dir: str | None = None, data_dir: str | None = None, runs_dir: str | None = None,
           **overrides) -> tuple[Config, Path, Path | None]:
     """-> (config, results root, figures folder or None: figures shown, not saved)."""
+    figures = folders(figures_dir, data_dir, runs_dir)
+    kw = {k: v for k, v in overrides.items() if v is not None}  # a None parameter: the profile's value
+    if tasks:
+        kw["tasks"] = tasks
+    if seeds is not None:
+        kw["seeds"] = seeds
+    if methods:
+        kw["methods"] = [parse_method(m).name for m in as_tuple("methods", methods)]
+    cfg = get_config(profile, **kw)
+    results = user_path(results_dir) if results_dir else project_path("results")
+    return cfg, results, figures
+
+
+def folders(figures_dir: str | None = None, data_dir: str | None = None, runs_dir: str | None = None) -> Path | None:
+    """The plotting backend, the data and runs folders for the kernel; -> the figures folder or
+    None (figures shown, not saved)."""
     if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend():
         matplotlib.use("Agg")
     if data_dir:
         os.environ["SCD_DATA_DIR"] = str(user_path(data_dir))
     if runs_dir:
         os.environ["SCD_RUNS_DIR"] = str(user_path(runs_dir))
-    kw = dict(overrides)
-    if tasks:
-        kw["tasks"] = tasks
-    if seeds is not None:
-        kw["seeds"] = seeds
-    cfg = get_config(profile, **kw)
-    for m in as_tuple("methods", methods or []):
-        parse_method(m)
-    results = user_path(results_dir) if results_dir else project_path("results")
     figures = user_path(figures_dir) if figures_dir else None
     if figures:
         figures.mkdir(parents=True, exist_ok=True)
-    return cfg, results, figures
+    return figures

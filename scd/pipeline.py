@@ -16,8 +16,8 @@ from scd.data import corpus_texts, load_splits
 from scd.encoding import encode
 from scd.evaluate import evaluate, gold_losses, new_token_budget
 from scd.io import write_csv
-from scd.models import (build_scratch_model, count_params, count_params_on_disk, default_device,
-                        inference_dtype, leading_bos, load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
+from scd.models import (build_scratch_model, count_params, count_params_on_disk, default_device, inference_dtype,
+                        leading_bos, load_for_training, load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
 from scd.pretrain import pretrain, token_stream, window_loss
 from scd.records import BaseRecord, Checkpoint, Scores, SFTRecord, TokenizerRecord, best_of
 from scd.sft import run_sft
@@ -152,32 +152,34 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> SFTRec
         tok = load_tokenizer(base_path)
         splits = task_splits(cfg, task, root)
         start = time.time()
-        ckpts = run_sft(load_model(base_path), tok, splits["train"], cfg, path / "trainer", lr, epochs, seed,
+        ckpts = run_sft(load_for_training(base_path), tok, splits["train"], cfg, path / "trainer", lr, epochs, seed,
                         cfg.n_checkpoints)
-        if ranks.is_main():
-            return _score_sft(cfg, role, task, seed, tok, splits, ckpts, epochs, path, key, time.time() - start,
-                              base.tokenizer_hash)
+        return _score_sft(cfg, role, task, seed, tok, splits, ckpts, epochs, path, key, time.time() - start,
+                          base.tokenizer_hash)  # every rank scores a share; rank 0 writes and returns the record
     return compute_or_load(path, SFTRecord, build)
 
 
 def _score_sft(cfg: Config, role: str, task: str, seed: int, tok, splits: dict, ckpts: list, epochs: int,
-               path: Path, key: dict, train_s: float, tok_hash: str) -> SFTRecord:
-    start = time.time()
+               path: Path, key: dict, train_s: float, tok_hash: str) -> SFTRecord | None:
+    start, write = time.time(), write_csv if ranks.is_main() else (lambda *_: None)
+    ranks.barrier()  # every checkpoint is on disk before any rank loads one
     budget = new_token_budget(task, splits["train"], tok, cfg)
     trajectory = []
     for i, (step, ckpt) in enumerate(ckpts):
         dev, rows = evaluate(load_model(ckpt, inference_dtype(cfg)), tok, splits["dev"], task, cfg, budget,
                              desc=f"{role} ckpt{i} dev")
-        write_csv(path / f"dev_ckpt{i}.csv", rows)
+        write(path / f"dev_ckpt{i}.csv", rows)
         trajectory.append(Checkpoint(f"ckpt{i}", i, step, str(ckpt), step * epochs / ckpts[-1][0], Scores(**dev)))
     best = best_of(trajectory, dev=lambda t: t.dev, order=lambda t: t.index)
     model = load_model(best.path, inference_dtype(cfg))
     test, rows = evaluate(model, tok, splits["test"], task, cfg, budget, desc=f"{role} best test")
-    write_csv(path / "test.csv", rows)
+    write(path / "test.csv", rows)
     if role == "student":  # the AW anchor: the SFT student's gold loss on every train sample
         anchor = gold_losses(model, tok, splits["train"], cfg, desc="anchor")
-        write_csv(path / "anchor.csv", pd.DataFrame({"id": list(anchor), "loss": list(anchor.values())}))
+        write(path / "anchor.csv", pd.DataFrame({"id": list(anchor), "loss": list(anchor.values())}))
     _, n_trunc = encode(splits["train"] + splits["dev"] + splits["test"], tok, cfg)
+    if not ranks.is_main():
+        return None
     return SFTRecord(key=key, role=role, task=task, seed=seed, path=str(path), train_s=train_s,
                      eval_s=time.time() - start, world_size=ranks.world_size(), tokenizer_hash=tok_hash,
                      trajectory=trajectory, best=best.checkpoint, best_path=best.path, test=Scores(**test),

@@ -47,7 +47,9 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
                                  for t, s in zip(margin.task, margin.seed)]
     margin = margin.reset_index(drop=True)
     rho = margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
-    claims = analysis.claim_table(samples, splits)
+    thin = set(tables.thin_tasks(cfg))  # as in Table 1's average: tasks with too little train data stay out
+    claims = analysis.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
+                                  {k: v for k, v in splits.items() if k[0] not in thin})
     text = analysis.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
                                 len(cfg.seeds))
     return {"decomposition": decomp, "scores": pd.concat(scores, ignore_index=True), "subtask_view": view,

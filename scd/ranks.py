@@ -1,10 +1,11 @@
 """Who does what under ``accelerate launch``: every rank trains, rank 0 does the rest.
 
 Training goes through ``transformers.Trainer``, which runs on every process of the group that
-``accelerate launch`` (torchrun) created. Everything else a stage does (tokenizer training,
-downloads, generation on dev/test, writing results) runs once, on rank 0, while the other ranks
-wait at a barrier and then read what rank 0 wrote. Building the target cache is split by items
-over all ranks (``scd.run_distill.cache_stage``). In a plain single process every helper here
+``accelerate launch`` (torchrun) created. Evaluation (generation and gold loss on dev, test and
+the AW anchor) is split by batches over all ranks and gathered (``scd.evaluate``), and building
+the target cache by items (``scd.run_distill.cache_stage``). The rest (tokenizer training,
+downloads, writing results) runs once, on rank 0, while the other ranks wait at a barrier and
+then read what rank 0 wrote. In a plain single process every helper here
 is a no-op, so the package behaves exactly as before.
 """
 from __future__ import annotations
@@ -61,6 +62,37 @@ def main_first():
     yield
     if is_main():
         barrier()
+
+
+def my_share(batches: list) -> list:
+    """This rank's batches of an evaluation pass (every W-th): each batch is the one a single
+    process would form, so its padding, and so every number, is the same."""
+    return batches[rank()::world_size()]
+
+
+def gather_dict(part: dict) -> dict:
+    """Every rank's part joined, on every rank (a no-op in one process)."""
+    if world_size() == 1:
+        return part
+    from accelerate.utils import gather_object
+
+    state()
+    joined: dict = {}
+    for piece in gather_object([part]):
+        joined.update(piece)
+    return joined
+
+
+def from_main(compute):
+    """``compute()`` run on rank 0 alone, its result sent to every rank (in one process: just run)."""
+    if world_size() == 1:
+        return compute()
+    import torch.distributed as dist
+
+    state()
+    box = [compute() if is_main() else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def check_global_batch(global_batch: int) -> None:

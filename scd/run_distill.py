@@ -21,7 +21,7 @@ from scd.encoding import PadCollator, encode
 from scd.evaluate import evaluate, new_token_budget
 from scd.io import read_json, write_csv, write_json
 from scd.methods import parse_method
-from scd.models import answer_logits, inference_dtype, load_model, load_tokenizer, model_inputs
+from scd.models import answer_logits, inference_dtype, load_for_training, load_model, load_tokenizer, model_inputs
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.records import CacheRecord, DistillRecord, Scores, SFTRecord, StageRecord, best_of
 from scd.store import compute_or_load, stage_dir, stage_key
@@ -75,7 +75,7 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
             save_targets(build_targets(model, tok, shard, cfg, cfg.top_k, cfg.temperature, meta, cfg.eval_batch_size),
                          path / f"{t.checkpoint}.rank{ranks.rank()}.pt")
             if ranks.is_main():
-                dense.append(_probe_logits(cfg, model, tok, splits["train"]))
+                dense.append(probe_logits(cfg, model, tok, splits["train"]))
         ranks.barrier()
         if not ranks.is_main():
             return None
@@ -91,7 +91,7 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
     return [load_targets(path / f"{t.checkpoint}.pt").check(expected) for t in teacher.trajectory], record
 
 
-def _probe_logits(cfg: Config, model, tok, train: list[dict]) -> torch.Tensor:
+def probe_logits(cfg: Config, model, tok, train: list[dict]) -> torch.Tensor:
     """Dense teacher logits on the probe's answer tokens, kept on the CPU: [tokens, vocabulary]."""
     probe, _ = encode(probe_records(cfg, train), tok, cfg)
     with torch.no_grad():
@@ -108,11 +108,14 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
                best: int, anchor: dict[str, float]) -> tuple[int, list[float] | None, dict[str, float]]:
     """What stage ``stage`` distils from: (checkpoint index, SCD candidate scores, sample weights).
 
-    Deterministic given the model, so every rank of a launch computes the same plan by itself."""
+    The student probe runs on rank 0, which holds the whole model even under FSDP's RAM-efficient
+    loading (the other ranks' weights are meta tensors until the Trainer wraps the model), and
+    every rank gets its scores."""
     scores = None
     if method.policy == "scd":
         use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
-        kl_student = student_probe_kl(model, tok, probe_records(cfg, train), targets, cfg, cfg.temperature)
+        kl_student = ranks.from_main(
+            lambda: student_probe_kl(model, tok, probe_records(cfg, train), targets, cfg, cfg.temperature))
         scores = [use_best * kl_best[c] + use_student * kl_student[c] for c in range(len(targets))]
     chosen = select_checkpoint(method.policy, stage, best, scores)
     return chosen, scores, sample_weights(method, cfg.alpha, anchor, targets[chosen])
@@ -152,7 +155,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
         for s in range(cfg.n_checkpoints):
             def train_stage(sdir, s=s, start_from=start_from):
                 start = time.time()
-                model = load_model(start_from)
+                model = load_for_training(start_from)
                 chosen, scores, weights = stage_plan(cfg, method, s, model, tok, splits["train"], targets,
                                                      cache.kl_from_best, teacher.best_index, anchor)
                 select_s = time.time() - start
@@ -163,22 +166,23 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
                 result = trainer.train(resume_from_checkpoint=str(last) if last else None)
                 train_s = time.time() - start - select_s
                 trainer.save_model(str(sdir / "model"))
+                ranks.barrier()  # the saved model is complete before any rank loads it
+                dev, rows = evaluate(load_model(sdir / "model", inference_dtype(cfg)), tok, splits["dev"], task, cfg,
+                                     budget, desc=f"{method.name} stage{s} dev")  # every rank a share
                 if not ranks.is_main():
                     return None
                 write_json(sdir / "weights.json", weights)
-                dev, rows = evaluate(load_model(sdir / "model", inference_dtype(cfg)), tok, splits["dev"], task, cfg,
-                                     budget, desc=f"{method.name} stage{s} dev")
                 write_csv(sdir / "dev.csv", rows)
                 return StageRecord(s, teacher.trajectory[chosen].checkpoint, chosen, scores, cache.kl_from_best,
                                    weight_stats(weights), select_s, train_s, time.time() - start - select_s - train_s,
                                    result.global_step, result.training_loss, Scores(**dev))
             stages.append(compute_or_load(path / f"stage{s}", StageRecord, train_stage))
             start_from = path / f"stage{s}" / "model"
-        if not ranks.is_main():
-            return None
         best = best_of(stages, dev=lambda st: st.dev, order=lambda st: st.stage)
         final = load_model(path / f"stage{best.stage}" / "model", inference_dtype(cfg))
         test, rows = evaluate(final, tok, splits["test"], task, cfg, budget, desc=f"{method.name} test")
+        if not ranks.is_main():
+            return None
         write_csv(path / "test.csv", rows)
         write_json(path / "weights.json", read_json(path / f"stage{best.stage}" / "weights.json"))
         return DistillRecord(key, method.name, task, seed, str(path), stages, f"stage{best.stage}", Scores(**test),

@@ -1,12 +1,9 @@
-"""A task from the user's own file: a small card (YAML, or the same keys as flags) names the data,
-its prompt and answer fields, the kind of answer and the splits; the rows become the same records
-the built-in tasks give, so every stage, table and notebook runs on them unchanged.
-
-Data: JSONL, CSV or Parquet files, a ``datasets`` dataset saved with ``save_to_disk``, or a hub
-dataset id (``hub:<id>``, where a network exists). Splits come from a column, or are made by the
-built-in tasks' rule: a seeded, label-stratified test slice, then dev from the rest.
-
-Every problem stops loading with the card or the data file and the row named.
+"""A task from the user's own file: a small card (YAML) names the data, its prompt and answer
+fields, the kind of answer and the splits; the rows become the records the built-in tasks give,
+so every stage, table and notebook runs on them unchanged. Data: JSONL, CSV, Parquet, a
+``datasets`` folder (``save_to_disk``) or a hub dataset id (``hub:<id>``, where a network exists).
+Splits: a column, or the built-in rule (a seeded, label-stratified test slice, then dev from the
+rest). Every problem stops loading with the card or the data file and the row named.
 """
 from __future__ import annotations
 

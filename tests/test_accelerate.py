@@ -42,10 +42,11 @@ def prepared(smoke_cfg, runs_dir):
     return runs_dir
 
 
-def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: Path, timeout: int) -> None:
+def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: Path, timeout: int,
+                      extra_env: dict | None = None) -> None:
     """``accelerate launch`` with ``n`` CPU processes (``--multi_gpu`` with CUDA hidden for n > 1)."""
     env = dict(os.environ, SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
-               HF_HOME=str(scratch / "hf_home"), TOKENIZERS_PARALLELISM="false")
+               HF_HOME=str(scratch / "hf_home"), TOKENIZERS_PARALLELISM="false", **(extra_env or {}))
     launcher = ["--cpu"] if n == 1 else ["--multi_gpu"]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
@@ -165,3 +166,26 @@ def test_a_batch_the_ranks_cannot_share_equally_is_refused(smoke_cfg, tmp_path, 
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="batch_size=4 is not divisible by the world size 3"):
         training_args(tmp_path, smoke_cfg, 1e-3, 1, 0)
+
+
+@pytest.mark.slow
+def test_evaluation_shared_by_two_processes_gives_the_same_rows(smoke_cfg, runs_dir, tmp_path):
+    """Generation and gold loss split by batches over 2 ranks, gathered in item order: the
+    per-sample rows (text, prediction, credit, gold loss) are those of one process, exactly.
+    The 2-process run has FSDP's RAM-efficient loading switched on (what accelerate sets from
+    ``fsdp_cpu_ram_efficient_loading: true``): a training load then leaves rank 1 with meta tensors
+    for FSDP to fill, while evaluation still loads the whole model on every rank."""
+    from scd.pipeline import sft_stage
+
+    sft_stage(smoke_cfg, "teacher", "crade", 0)  # built here once; the launches only load it
+    out = {}
+    for n in (1, 2):
+        env = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"} if n == 2 else {}
+        accelerate_launch(n, ["scd.launch", "--profile", "smoke", "--task", "crade", "--mode", "evaluate",
+                              "--eval-batch", "4", "--threads", "1", "--out", str(tmp_path / f"{n}.json")],
+                          runs_dir, tmp_path, timeout=300, extra_env=env)
+        out[n] = read_json(tmp_path / f"{n}.json")
+    assert out[2]["world_size"] == 2 and [n for _, n in out[2]["items_per_rank"]] == [8, 4]  # 3 batches of 4
+    assert out[1]["rows"] == out[2]["rows"] and len(out[1]["rows"]) == smoke_cfg.max_eval
+    assert out[1]["summary"] == out[2]["summary"]
+    assert out[2]["training_load_on_meta"] == [[0, False], [1, True]] and out[1]["training_load_on_meta"] == [[0, False]]

@@ -96,8 +96,10 @@ def test_splits_made_by_the_seeded_stratified_rule(tmp_path):
 
 
 def test_token_f1_and_exact_match_by_hand():
-    assert metrics.text_tokens("The Liver, left lobe!") == ["the", "liver", "left", "lobe"]
-    assert metrics.text_tokens("肝臓 left") == ["肝", "臓", "left"]
+    from scd.freetext import text_tokens
+
+    assert text_tokens("The Liver, left lobe!") == ["the", "liver", "left", "lobe"]
+    assert text_tokens("肝臓 left") == ["肝", "臓", "left"]
     assert metrics.exact_match("Left lobe.", "left  LOBE") == 1.0 and metrics.exact_match("a", None) == 0.0
     # gold {the, left, lobe}, prediction {left, lobe, of, liver}: P = 2/4, R = 2/3, F1 = 4/7
     assert metrics.token_f1("the left lobe", "left lobe of liver") == pytest.approx(4 / 7)
@@ -180,3 +182,17 @@ def test_models_by_folder_are_local_and_never_downloaded(tmp_path):
     with pytest.raises(ValueError, match="both a teacher and a student"):
         domain.model_overrides("org/teacher", None)
     json.dumps(domain.model_overrides(None, None))
+
+
+def test_the_building_blocks_example_runs_and_selects_as_the_pipeline(smoke_cfg, tmp_path):
+    """examples/own_trainer_loop.py: SCD+AW from the blocks alone. Its first stage starts from the
+    same base student with the same probe, so it follows the checkpoint the pipeline's SCD+AW did."""
+    import runpy
+
+    from scd.io import project_path
+    from scd.run_distill import distill_stage
+
+    example = runpy.run_path(str(project_path("examples") / "own_trainer_loop.py"))
+    out = example["main"]("crade", str(tmp_path))
+    assert len(out["chosen"]) == smoke_cfg.n_checkpoints and 0 <= out["dev"]["primary"] <= 1
+    assert out["chosen"][0] == distill_stage(smoke_cfg, "scd_aw", "crade", 0).stages[0].checkpoint_index
