@@ -201,6 +201,10 @@ def make_config(base: Config, **overrides) -> Config:
         from scd.io import user_path
 
         overrides["task_cards"] = tuple(str(user_path(p)) for p in overrides["task_cards"])
+        if not overrides.get("tasks"):  # the cards' tasks, not the profile's built-in ones
+            from scd.taskcard import load_card
+
+            overrides["tasks"] = tuple(load_card(p).name for p in overrides["task_cards"])
     return dataclasses.replace(base, **overrides)
 
 

@@ -20,7 +20,6 @@ import numpy as np
 
 from scd.datafiles import DataError, data_dir, data_file
 from scd.metrics import serialize_entities
-from scd.taskcard import card_splits
 from scd.tasks import LETTERS, QUOTED, TASKS, Task, get_task
 
 DATA_SEED = 20260115
@@ -165,6 +164,8 @@ def load_task(name: str, root=None, max_train: int | None = None, seed: int = DA
     """All splits of one task; ``max_train`` caps train by a seeded stratified subsample (counted)."""
     task, dev = get_task(name), None
     if task.card is not None:  # the user's file (scd.taskcard): the same rule from here on
+        from scd.taskcard import card_splits
+
         test, dev, pool = card_splits(task.card, seed)
         stats = Counter()
     else:

@@ -22,7 +22,7 @@ import pandas as pd
 from scd.config import Config, get_config
 from scd.io import user_path
 from scd.methods import METHODS
-from scd.taskcard import CARD_KEYS, load_card
+from scd.taskcard import card_from_dict, load_card
 
 
 def write_card(path: str | Path, **keys) -> Path:
@@ -30,15 +30,12 @@ def write_card(path: str | Path, **keys) -> Path:
     import yaml
 
     path = user_path(path)
-    unknown = sorted(set(keys) - set(CARD_KEYS))
-    if unknown:
-        raise ValueError(f"write_card: unknown key(s) {unknown}; expected some of {list(CARD_KEYS)}")
+    card_from_dict(dict(keys), str(path), path.parent)  # checked before anything is written
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(yaml.safe_dump({k: list(v) if isinstance(v, tuple) else v for k, v in keys.items()},
                                   allow_unicode=True, sort_keys=False), encoding="utf-8")
     tmp.replace(path)
-    load_card(path)
     return path
 
 
@@ -69,14 +66,18 @@ def preview(card: str | Path, n: int = 3) -> pd.DataFrame:
     return frame[[c for c in ("id", "split", "tag", "prompt", "answer") if c in frame]]
 
 
-def against_builtin(result: DomainRun, task: str) -> pd.DataFrame:
-    """Test scores of the generic path next to the built-in task's own stages on the same data,
-    config and seeds (computed or loaded): equal when the card reads the built-in task's data."""
+def against_builtin(result: DomainRun, task: str, card_task: str | None = None) -> pd.DataFrame:
+    """Test scores of the generic path (``card_task``: the run's card task, its only one by
+    default) next to the built-in task's own stages on the same data, config and seeds
+    (computed or loaded): equal when the card reads the built-in task's data."""
     from scd.pipeline import sft_stage
     from scd.run_distill import distill_stage
 
     cfg = result.cfg.replace(task_cards=(), tasks=(task,))
+    if card_task is None and len(result.cfg.tasks) != 1:
+        raise ValueError(f"against_builtin: the run has tasks {list(result.cfg.tasks)}; name the card_task")
     runs = result.runs()
+    runs = runs[runs.task == (card_task or result.cfg.tasks[0])]
     rows = []
     for seed in cfg.seeds:
         for model in cfg.models:
@@ -112,6 +113,10 @@ def domain_config(cards, teacher: str | None = None, student: str | None = None,
             if key in from_cards and from_cards[key] != value:
                 raise ValueError(f"task cards disagree on {key}: {from_cards[key]!r} vs {value!r} ({card.source})")
             from_cards[key] = value
+    fixed = sorted({"tasks", "task_cards", "seeds", "methods"} & (set(from_cards) | set(overrides)))
+    if fixed:
+        raise ValueError(f"{fixed} cannot be overridden by a card's set: or by --set: the cards give the "
+                         "tasks, and run's seeds and methods arguments (--seeds, --method) the rest")
     methods = [methods] if isinstance(methods, str) else list(methods or ["all"])
     methods = list(METHODS) if methods == ["all"] else methods
     return get_config(profile, **from_cards | model_overrides(teacher, student) | overrides, task_cards=paths,
@@ -130,16 +135,16 @@ class DomainRun:
 
         return load_runs(self.cfg, self.root)
 
-    def table1(self) -> pd.DataFrame:
-        from scd import tables
-
-        return tables.table1(tables.score_table(self.cfg, root=self.root))
-
     def scores(self) -> pd.DataFrame:
         """Table 1's long form: every model and task with its interval (``scd.tables.score_table``)."""
         from scd import tables
 
         return tables.score_table(self.cfg, root=self.root)
+
+    def table1(self) -> pd.DataFrame:
+        from scd import tables
+
+        return tables.table1(self.scores())
 
     def samples(self, model: str, seed: int | None = None, task: str | None = None) -> pd.DataFrame:
         from scd.results import load_samples

@@ -1,5 +1,5 @@
 """Free-text answers (task cards of kind ``text``): the prediction is the generation's first line,
-scored by exact match and SQuAD-style token F1 on tokens that mean the same in any language."""
+scored by exact match and SQuAD-style token F1 on words (characters for Japanese and Chinese)."""
 from __future__ import annotations
 
 import re
@@ -12,21 +12,19 @@ def parse_text(text: str) -> str | None:
     return line or None
 
 
-_WORD_RE = re.compile(r"\w+")
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"  # kana, kanji, half-width kana
+_TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 
 
 def text_tokens(text: str) -> list[str]:
-    """Lower-cased word tokens, punctuation dropped; a word of non-ASCII letters (Japanese, Chinese:
-    no spaces between words) counts character by character, so token F1 means the same in any
-    language."""
-    out = []
-    for word in _WORD_RE.findall(text.lower()):
-        out.extend([word] if word.isascii() else list(word))
-    return out
+    """Lower-cased word tokens, punctuation dropped. Japanese and Chinese write no spaces between
+    words, so each kana or CJK character is a token of its own; every other script (accented
+    Latin, Cyrillic, Hangul) keeps its space-separated words whole."""
+    return _TOKEN_RE.findall(text.lower())
 
 
 def exact_match(gold: str, pred: str | None) -> float:
-    """1 when the answers are equal after lower-casing and dropping punctuation and spacing."""
+    """1 when both answers give the same :func:`text_tokens` (case and punctuation ignored)."""
     return float(pred is not None and text_tokens(gold) == text_tokens(pred))
 
 

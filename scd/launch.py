@@ -41,7 +41,7 @@ from scd.distill import DistillTrainer
 from scd.encoding import PadCollator, encode
 from scd.io import write_json
 from scd.methods import parse_method
-from scd.models import load_for_training, load_model, load_tokenizer
+from scd.models import inference_dtype, load_for_training, load_model, load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.run_distill import cache_stage, check_shared_vocabulary, distill_trainer, read_anchor, stage_plan
 from scd.sft import AnswerOnlyTrainer
@@ -140,14 +140,17 @@ def fingerprint(model) -> dict:
 
 
 def evaluate_run(cfg, opts, state) -> dict:
-    """The teacher's test scoring as its SFT stage does it, under this process group."""
+    """The teacher's test scoring as its SFT stage does it (same dtype), under this process group;
+    ``--eval-batch`` changes the scoring batches only, never the stage that is loaded."""
     from scd.evaluate import eval_batches, evaluate
     from scd.encoding import prompt_ids
 
     teacher = sft_stage(cfg, "teacher", opts.task, opts.seed)
+    scoring = cfg.replace(eval_batch_size=opts.eval_batch or cfg.eval_batch_size)
     tok, records = load_tokenizer(teacher.best_path), task_splits(cfg, opts.task)["test"]
-    summary, rows = evaluate(load_model(teacher.best_path).eval(), tok, records, opts.task, cfg, teacher.max_new_tokens)
-    mine = [i for b in eval_batches([len(p) for p in prompt_ids(records, tok, cfg)], cfg) for i in b]
+    model = load_model(teacher.best_path, inference_dtype(cfg)).eval()
+    summary, rows = evaluate(model, tok, records, opts.task, scoring, teacher.max_new_tokens)
+    mine = [i for b in eval_batches([len(p) for p in prompt_ids(records, tok, scoring)], scoring) for i in b]
     on_meta = any(p.is_meta for p in load_for_training(teacher.best_path).parameters())  # FSDP loading path
     result = {"world_size": state.num_processes, "summary": summary, "rows": rows.to_dict("records"),
               "items_per_rank": sorted(gather_object([(state.process_index, len(mine))])),
@@ -192,7 +195,7 @@ def main(argv=None) -> dict:
     cfg = config_for(opts)
     state = ranks.state()
     world = state.num_processes
-    if opts.global_batch % (world * opts.grad_accum):
+    if opts.mode != "evaluate" and opts.global_batch % (world * opts.grad_accum):
         raise SystemExit(f"--global-batch {opts.global_batch} is not divisible by world size {world} x "
                          f"--grad-accum {opts.grad_accum}")
     torch.set_num_threads(opts.threads or max(1, (os.cpu_count() or 1) // state.num_processes))

@@ -142,7 +142,7 @@ def _hub_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
 def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> SFTRecord:
     """Teacher (N checkpoints, best on dev) or student (best on dev, plus AW anchor losses).
 
-    Every rank trains; rank 0 alone evaluates the checkpoints and returns the record."""
+    Every rank trains and scores its share of the dev and test items; rank 0 writes the record."""
     base_path, base = base_model_stage(cfg, role, root)
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
     key = stage_key(cfg, "sft", role, base=base.key, task=task, seed=seed, data=data_checksums([task], root))

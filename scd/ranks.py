@@ -1,4 +1,5 @@
-"""Who does what under ``accelerate launch``: every rank trains, rank 0 does the rest.
+"""Who does what under ``accelerate launch``: every rank trains and evaluates its share, rank 0
+does the rest.
 
 Training goes through ``transformers.Trainer``, which runs on every process of the group that
 ``accelerate launch`` (torchrun) created. Evaluation (generation and gold loss on dev, test and
@@ -90,9 +91,18 @@ def from_main(compute):
     import torch.distributed as dist
 
     state()
-    box = [compute() if is_main() else None]
+    box = [None]
+    if is_main():
+        try:
+            box = [(True, compute())]
+        except BaseException as exc:  # tell the waiting ranks, or they block until the barrier timeout
+            dist.broadcast_object_list([(False, f"{type(exc).__name__}: {exc}")], src=0)
+            raise
     dist.broadcast_object_list(box, src=0)
-    return box[0]
+    ok, value = box[0]
+    if not ok:
+        raise RuntimeError(f"rank 0 failed while the other ranks waited for its result: {value}")
+    return value
 
 
 def check_global_batch(global_batch: int) -> None:

@@ -73,8 +73,13 @@ def load_runs(cfg: Config, root: str | Path = "results") -> pd.DataFrame:
 
 
 def load_table(cfg: Config, name: str, root: str | Path = "results") -> pd.DataFrame:
+    """The rows of this config's tasks and seeds; tables that do not depend on the seed (prompt
+    cuts, the train-split reference) have no seed column and are filtered by task only."""
     frame = pd.read_csv(results_dir(cfg, root) / f"{name}.csv")
-    return frame[frame["task"].isin(cfg.tasks) & frame["seed"].isin(cfg.seeds)].reset_index(drop=True)
+    keep = frame["task"].isin(cfg.tasks)
+    if "seed" in frame.columns:
+        keep &= frame["seed"].isin(cfg.seeds)
+    return frame[keep].reset_index(drop=True)
 
 
 def load_samples(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:

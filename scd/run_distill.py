@@ -21,7 +21,8 @@ from scd.encoding import PadCollator, encode
 from scd.evaluate import evaluate, new_token_budget
 from scd.io import read_json, write_csv, write_json
 from scd.methods import parse_method
-from scd.models import answer_logits, inference_dtype, load_for_training, load_model, load_tokenizer, model_inputs
+from scd.models import (answer_logits, default_device, device_of, inference_dtype, load_for_training, load_model,
+                        load_tokenizer, model_inputs)
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.records import CacheRecord, DistillRecord, Scores, SFTRecord, StageRecord, best_of
 from scd.store import compute_or_load, stage_dir, stage_key
@@ -110,12 +111,19 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
 
     The student probe runs on rank 0, which holds the whole model even under FSDP's RAM-efficient
     loading (the other ranks' weights are meta tensors until the Trainer wraps the model), and
-    every rank gets its scores."""
+    every rank gets its scores. A model left on the CPU by that loading path visits the GPU for
+    the probe and goes back, so FSDP still finds it where it expects it."""
+    def probe():
+        home, there = device_of(model), default_device()
+        try:
+            return student_probe_kl(model.to(there), tok, probe_records(cfg, train), targets, cfg, cfg.temperature)
+        finally:
+            model.to(home)
+
     scores = None
     if method.policy == "scd":
         use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
-        kl_student = ranks.from_main(
-            lambda: student_probe_kl(model, tok, probe_records(cfg, train), targets, cfg, cfg.temperature))
+        kl_student = ranks.from_main(probe)
         scores = [use_best * kl_best[c] + use_student * kl_student[c] for c in range(len(targets))]
     chosen = select_checkpoint(method.policy, stage, best, scores)
     return chosen, scores, sample_weights(method, cfg.alpha, anchor, targets[chosen])

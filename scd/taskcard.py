@@ -8,14 +8,13 @@ rest). Every problem stops loading with the card or the data file and the row na
 from __future__ import annotations
 
 import ast
-import csv
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from scd.datafiles import DataError, sha256_of
+from scd.taskrows import read_rows
 from scd.tasks import LETTERS, Task, register
 
 KINDS = ("choice", "yesno", "ner", "text")
@@ -39,6 +38,7 @@ class TaskCard:
     split: str | None = None
     tag: str | None = None
     format: str | None = None
+    revision: str | None = None
     test_fraction: float = 0.2
     lang: str = "en"
     kappa_weights: str | None = None
@@ -85,8 +85,8 @@ class TaskCard:
         """The card's fields and the data's content: part of the key of every stage reading them."""
         card = json.dumps({k: v for k, v in asdict(self).items() if k != "source"}, sort_keys=True, default=str)
         fmt = self.resolved_format()
-        if fmt == "hub":
-            data = self.data
+        if fmt == "hub":  # the id and the revision asked for (a moving branch is the user's call)
+            data = f"{self.data}@{self.revision}"
         else:
             path = Path(self.data)
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
@@ -149,45 +149,7 @@ def register_card(card_or_path) -> Task:
     return register(as_task(card))
 
 
-# ---------------------------------------------------------------- reading rows
-def read_rows(card: TaskCard) -> tuple[list[dict], str]:
-    """The data's rows as dicts, and the word that names a row in messages (row / line)."""
-    fmt, path = card.resolved_format(), Path(card.data)
-    if fmt != "hub" and not path.exists():
-        raise DataError(f"task card {card.source}: data {path} does not exist")
-    if fmt == "jsonl":
-        rows = []
-        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path} line {i + 1}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise DataError(f"{path} line {i + 1}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row | {"__row": i + 1})
-        return rows, "line"
-    if fmt == "csv":
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}: not valid UTF-8 at byte {exc.start}") from exc
-        return [row | {"__row": i + 1} for i, row in enumerate(csv.DictReader(io.StringIO(text, newline="")))], "row"
-    if fmt == "parquet":
-        import pandas as pd
-
-        frame = pd.read_parquet(path)
-        return [row | {"__row": i + 1} for i, row in enumerate(frame.to_dict("records"))], "row"
-    import datasets
-
-    loaded = datasets.load_from_disk(str(path)) if fmt == "disk" else datasets.load_dataset(card.data[len("hub:"):])
-    if isinstance(loaded, datasets.DatasetDict):  # its splits become the split column
-        return [row | {"__split": name, "__row": i + 1} for name, part in loaded.items()
-                for i, row in enumerate(part)], "row"
-    return [row | {"__row": i + 1} for i, row in enumerate(loaded)], "row"
-
-
+# ---------------------------------------------------------------- checking rows
 def _value(row: dict, name: str, where: str):
     if name not in row:
         present = sorted(k for k in row if not k.startswith("__"))
@@ -229,24 +191,29 @@ def _answer(card: TaskCard, raw, where: str) -> tuple[str, str | None]:
 
 def card_records(card: TaskCard) -> list[dict]:
     """Every row as a record ``{id, prompt, answer, label, tag, question, split?}``, checked."""
-    rows, unit = read_rows(card)
-    records, ids = [], {}
-    for row in rows:
-        where = f"{card.data} {unit} {row['__row']}"
+    records, ids, prompts = [], {}, {}
+    for row in read_rows(card.resolved_format(), card.data, card.source, card.revision):
+        where = f"{card.data} {row['__where']}"
         if card.prompt_template is not None:
             try:
                 prompt = card.prompt_template.format(**{k: v for k, v in row.items() if not k.startswith("__")})
             except KeyError as exc:
                 raise DataError(f"{where}: missing field {exc.args[0]!r} named in prompt_template") from None
+            except (IndexError, ValueError) as exc:
+                raise DataError(f"task card {card.source}: prompt_template cannot be filled ({exc}); "
+                                "fields are written {name}, literal braces {{ }}") from None
         else:
             prompt = str(_value(row, card.prompt, where))
         if not prompt.strip():
             raise DataError(f"{where}: empty prompt")
+        if prompt in prompts:  # the same question twice would sit in two splits or count twice
+            raise DataError(f"{where}: the same prompt as {prompts[prompt]}")
+        prompts[prompt] = row["__where"]
         answer, label = _answer(card, _value(row, card.answer, where), where)
         rid = str(_value(row, card.id, where)) if card.id else str(row["__row"])
         if rid in ids:
-            raise DataError(f"{where}: duplicate id {rid!r} (also {unit} {ids[rid]})")
-        ids[rid] = row["__row"]
+            raise DataError(f"{where}: duplicate id {rid!r} (also {ids[rid]})")
+        ids[rid] = row["__where"]
         tag = str(_value(row, card.tag, where)) if card.tag else card.name
         rec = {"id": f"{card.name}/{rid}", "prompt": prompt, "answer": answer, "label": label or tag, "tag": tag,
                "question": prompt}
@@ -267,11 +234,12 @@ def card_splits(card: TaskCard, seed: int) -> tuple[list[dict], list[dict] | Non
     from scd.data import stratified_take
 
     records = card_records(card)
-    if "split" in records[0] or any("split" in r for r in records):
+    if any("split" in r for r in records):
         by = {s: [r for r in records if r.get("split") == s] for s in ("train", "dev", "test")}
+        given = f"the split column {card.split!r}" if card.split else "the dataset's split names"
         for s in ("train", "test"):
             if not by[s]:
-                raise DataError(f"{card.data}: the split column {card.split!r} gives no {s} rows")
+                raise DataError(f"{card.data}: {given} give(s) no {s} rows")
         return by["test"], by["dev"] or None, by["train"]
     n_test = max(1, round(card.test_fraction * len(records)))
     chosen = set(stratified_take([r["label"] for r in records], n_test, seed + 4).tolist())
@@ -288,10 +256,10 @@ def write_task_file(records: list[dict], path: str | Path, fields_=("id", "promp
 
     path, rows = Path(path), [{k: r[k] for k in fields_ if k in r} for r in records]
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".csv":
         write_csv(path, pd.DataFrame(rows))
         return path
+    tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".parquet":
         pd.DataFrame(rows).to_parquet(tmp, index=False)
     else:

@@ -78,6 +78,48 @@ def test_a_bad_split_value_and_a_bad_entity_list_are_named(tmp_path):
         card_records(card)
 
 
+def test_rows_a_parser_would_mangle_are_refused_with_file_and_row(tmp_path):
+    (tmp_path / "t.csv").write_text("q,a\nquestion 1,A\nquestion 2, with a comma,B\n", encoding="utf-8")
+    card = load_card(domain.write_card(tmp_path / "t.yaml", name="t", data="t.csv", kind="choice",
+                                       labels=["A", "B"], prompt="q", answer="a"))
+    with pytest.raises(DataError, match=r"t\.csv row 2: 1 more field\(s\) than the header's 2"):
+        card_records(card)
+    rows = [dict(r) for r in ROWS]
+    rows[7]["q"] = rows[2]["q"]
+    card = load_card(_card(tmp_path, rows, kind="choice", labels=["A", "B"], prompt="q", answer="a", id="id"))
+    with pytest.raises(DataError, match=r"t\.jsonl line 8: the same prompt as line 3"):
+        card_records(card)
+    card = load_card(_card(tmp_path, ROWS, kind="choice", labels=["A", "B"], answer="a",
+                           prompt_template="Q: {q} {0}"))
+    with pytest.raises(DataError, match=r"prompt_template cannot be filled"):
+        card_records(card)
+
+
+def test_a_saved_dataset_with_splits_numbers_rows_across_them_and_names_the_split(tmp_path):
+    import datasets
+
+    parts = {"train": ROWS[:6], "test": ROWS[6:]}
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in parts.items()}).save_to_disk(tmp_path / "ds")
+    card = load_card(domain.write_card(tmp_path / "t.yaml", name="t", data="ds", kind="choice",
+                                       labels=["A", "B"], prompt="q", answer="a"))
+    records = card_records(card)
+    assert [r["id"] for r in records] == [f"t/{i}" for i in range(1, 11)]  # default ids unique across splits
+    assert [r["split"] for r in records] == ["train"] * 6 + ["test"] * 4
+    bad = dict(parts, test=[dict(ROWS[6], a="C")] + ROWS[7:])
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in bad.items()}).save_to_disk(tmp_path / "ds2")
+    card = load_card(domain.write_card(tmp_path / "t2.yaml", name="t", data="ds2", kind="choice",
+                                       labels=["A", "B"], prompt="q", answer="a"))
+    with pytest.raises(DataError, match=r"ds2 split 'test' row 1: answer 'C' is not one of"):
+        card_records(card)
+
+
+def test_a_json_array_file_is_read_like_jsonl(tmp_path):
+    (tmp_path / "t.json").write_text(json.dumps(ROWS), encoding="utf-8")
+    card = load_card(domain.write_card(tmp_path / "t.yaml", name="t", data="t.json", kind="choice",
+                                       labels=["A", "B"], prompt="q", answer="a", id="id"))
+    assert [r["id"] for r in card_records(card)] == [f"t/{r['id']}" for r in ROWS]
+
+
 def test_a_card_cannot_take_a_builtin_name(tmp_path):
     with pytest.raises(ValueError, match="'crade' is a built-in task"):
         register_card(_card(tmp_path, ROWS, name="crade", kind="choice", labels=["A", "B"], prompt="q", answer="a"))
@@ -100,6 +142,8 @@ def test_token_f1_and_exact_match_by_hand():
 
     assert text_tokens("The Liver, left lobe!") == ["the", "liver", "left", "lobe"]
     assert text_tokens("肝臓 left") == ["肝", "臓", "left"]
+    assert text_tokens("Café Müller, Москва") == ["café", "müller", "москва"]  # whole words in other scripts
+    assert text_tokens("肝転移あり(stage2)") == ["肝", "転", "移", "あ", "り", "stage2"]
     assert metrics.exact_match("Left lobe.", "left  LOBE") == 1.0 and metrics.exact_match("a", None) == 0.0
     # gold {the, left, lobe}, prediction {left, lobe, of, liver}: P = 2/4, R = 2/3, F1 = 4/7
     assert metrics.token_f1("the left lobe", "left lobe of liver") == pytest.approx(4 / 7)
@@ -196,3 +240,12 @@ def test_the_building_blocks_example_runs_and_selects_as_the_pipeline(smoke_cfg,
     out = example["main"]("crade", str(tmp_path))
     assert len(out["chosen"]) == smoke_cfg.n_checkpoints and 0 <= out["dev"]["primary"] <= 1
     assert out["chosen"][0] == distill_stage(smoke_cfg, "scd_aw", "crade", 0).stages[0].checkpoint_index
+
+
+def test_cards_without_tasks_give_the_cards_tasks(tmp_path):
+    """What notebooks 4-6 get from ``-p task_cards my.yaml`` alone: the card's task, not the profile's."""
+    from scd.config import get_config
+
+    card = _card(tmp_path, ROWS, kind="choice", labels=["A", "B"], prompt="q", answer="a", id="id")
+    assert get_config("smoke", task_cards=[str(card)]).tasks == ("t",)
+    assert get_config("smoke", task_cards=str(card), tasks="t,crade").tasks == ("t", "crade")
