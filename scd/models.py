@@ -101,8 +101,9 @@ def load_model(path: str | Path, dtype=torch.float32):
 
 def load_for_training(path: str | Path):
     """Float32 master weights for a Trainer, loaded the way accelerate documents for FSDP: with
-    ``fsdp_cpu_ram_efficient_loading`` (an accelerate config), rank 0 reads the checkpoint and the
-    other ranks hold meta tensors until FSDP broadcasts rank 0's weights when it wraps the model;
+    ``fsdp_cpu_ram_efficient_loading`` (an accelerate config) a transformers version that
+    implements it reads the checkpoint on rank 0 only and leaves meta tensors elsewhere until FSDP
+    broadcasts rank 0's weights (the pinned 5.24 loads on every rank: configs/accelerate/README);
     placement on the device is left to the Trainer. Otherwise the same as :func:`load_model`."""
     from transformers.integrations.fsdp import is_fsdp_enabled
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scd import ablations, environment, ranks
+from scd import ablations, environment, ranks, seedmerge
 from scd.config import Config, get_config
 from scd.io import project_path, user_path, write_csv, write_json, write_table
 from scd.models import load_tokenizer
@@ -102,10 +102,14 @@ def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "
     return pd.DataFrame(rows)
 
 
-def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str | None = None) -> Path:
+def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str | None = None,
+            add_seeds: bool = False) -> Path:
     """Every stage (compute-or-load), then every table the notebooks show (written by rank 0 alone
-    under ``accelerate launch``). ``ablations``: comma-separated tasks to run the ablations on."""
+    under ``accelerate launch``). ``ablations``: comma-separated tasks to run the ablations on.
+    ``add_seeds``: keep the seeds already in ``root`` from the same config (``scd.seedmerge``)."""
     start = time.time()
+    kept = seedmerge.kept_rows(cfg, root) if add_seeds else {}  # read by every rank before anything is written
+    union = seedmerge.seeds_with(cfg, kept)
     log = log if ranks.is_main() else (lambda *_: None)
     progress = Progress(2 + len(cfg.seeds) * len(cfg.tasks) * len(cfg.models), log)
     base = {}
@@ -116,9 +120,11 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     check_shared_vocabulary(base["teacher"], base["student"])  # before any training
     runs, records = collect(cfg, progress=progress)
     abl_tasks = ablation_tasks(cfg, ablations) if ablations else []
-    if abl_tasks:
-        log(f"ablations on {abl_tasks} ...")
-        table = run_ablations(cfg, abl_tasks, root, log)
+    done = set(kept["ablations"]["seed"]) if "ablations" in kept else set()
+    abl_seeds = tuple(s for s in union.seeds if s not in done) if abl_tasks else ()
+    if abl_seeds:  # every seed of the union that has no ablation rows yet
+        log(f"ablations on {abl_tasks}, seeds {list(abl_seeds)} ...")
+        table = run_ablations(union.replace(seeds=abl_seeds), abl_tasks, root, log)
     if not ranks.is_main():
         return results_dir(cfg, root)
     if not cfg.task_cards:  # the benchmark's data summary (built-in tasks only)
@@ -131,8 +137,12 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
         reference += reference_scores(task, splits)
     write_table(out / "reference_scores", pd.DataFrame(reference))
     write_table(out / "prompt_cuts", prompt_cuts(cfg, load_tokenizer(path)))
-    if abl_tasks:
+    if abl_seeds:
         write_csv(out / "ablations.csv", table)
+    seedmerge.merge(cfg, root, kept, bool(abl_seeds))
+    write_json(out / "environment_by_seed.json", seedmerge.environments(cfg, root, environment.fingerprint()))
+    cfg = union
+    write_json(out / "config.json", cfg.to_dict())
     write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
     write_json(out / "environment.json", environment.fingerprint())
     paths = write_all(cfg, root, abl_tasks)
@@ -185,7 +195,7 @@ def seeds_tag(cfg: Config) -> str:
 
 
 def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablations: str = "crade",
-             params: dict | None = None) -> int:
+             params: dict | None = None, add_seeds: bool = False) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars: noise between the stage lines
@@ -193,14 +203,18 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     out_dir = user_path(out) if out else project_path("reproduction") / seeds_tag(cfg)
     if in_place:
         results_root, figures, notebooks_out = project_path("results"), project_path("figures"), None
-        refuse_shrinking(cfg, results_root)
+        if not add_seeds:  # adding keeps the committed seeds, and refuses another config
+            refuse_shrinking(cfg, results_root)
     else:
         results_root, figures, notebooks_out = out_dir / "results", out_dir / "figures", out_dir / "notebooks"
     log = tee(out_dir / "logs" / "run.log")
     log(f"profile {cfg.profile}, tasks {','.join(cfg.tasks)}, seeds {','.join(map(str, cfg.seeds))}")
     log(f"results -> {results_root}, figures -> {figures}, notebooks -> {notebooks_out or 'in place'}; "
         f"checkpoints and caches -> {runs_root()}; log -> {out_dir / 'logs' / 'run.log'}")
-    run_all(cfg, results_root, log, ablations=ablations)
+    run_all(cfg, results_root, log, ablations=ablations, add_seeds=add_seeds)
+    if add_seeds:  # the notebooks and the report show every seed the results now hold
+        runs = pd.read_csv(results_dir(cfg, results_root) / "runs.csv")
+        cfg = cfg.replace(seeds=tuple(sorted(set(runs["seed"]))))
     params = {"profile": cfg.profile, "tasks": ",".join(cfg.tasks), "seeds": list(cfg.seeds),
               "results_dir": str(results_root), "figures_dir": str(figures), "ablation_tasks": ablations} | (params or {})
     timings = _render(params, notebooks_out, out_dir / "logs", log)

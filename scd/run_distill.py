@@ -110,7 +110,8 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
     """What stage ``stage`` distils from: (checkpoint index, SCD candidate scores, sample weights).
 
     The student probe runs on rank 0, which holds the whole model even under FSDP's RAM-efficient
-    loading (the other ranks' weights are meta tensors until the Trainer wraps the model), and
+    loading (where transformers implements it, the other ranks' weights are meta tensors until the
+    Trainer wraps the model), and
     every rank gets its scores. A model left on the CPU by that loading path visits the GPU for
     the probe and goes back, so FSDP still finds it where it expects it."""
     def probe():

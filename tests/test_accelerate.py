@@ -126,7 +126,10 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
     print(f"\npipeline x2: {time.time() - start:.1f}s wall")
 
     def done(root: Path, stage: str, record=SFTRecord):
-        (path,) = (root / "smoke").glob(f"{stage}-*")
+        """The stage the 2-process run made (one of each), in ``root``: the session's runs folder
+        may hold other variants of it from other tests."""
+        (made,) = (runs_two / "smoke").glob(f"{stage}-*")
+        path = root / "smoke" / made.name
         return record.read(path / "done.json"), path
 
     # same folders (stage keys do not depend on the world size), each stage's record says who ran it
@@ -173,8 +176,9 @@ def test_evaluation_shared_by_two_processes_gives_the_same_rows(smoke_cfg, runs_
     """Generation and gold loss split by batches over 2 ranks, gathered in item order: the
     per-sample rows (text, prediction, credit, gold loss) are those of one process, exactly.
     The 2-process run has FSDP's RAM-efficient loading switched on (what accelerate sets from
-    ``fsdp_cpu_ram_efficient_loading: true``): a training load then leaves rank 1 with meta tensors
-    for FSDP to fill, while evaluation still loads the whole model on every rank."""
+    ``fsdp_cpu_ram_efficient_loading: true``), so the training-load path runs too; whether it left
+    meta tensors on rank 1 is recorded in the output (transformers 5.24: it does not, see
+    configs/accelerate/README.md)."""
     from scd.pipeline import sft_stage
 
     sft_stage(smoke_cfg, "teacher", "crade", 0)  # built here once; the launches only load it
@@ -188,4 +192,3 @@ def test_evaluation_shared_by_two_processes_gives_the_same_rows(smoke_cfg, runs_
     assert out[2]["world_size"] == 2 and [n for _, n in out[2]["items_per_rank"]] == [8, 4]  # 3 batches of 4
     assert out[1]["rows"] == out[2]["rows"] and len(out[1]["rows"]) == smoke_cfg.max_eval
     assert out[1]["summary"] == out[2]["summary"]
-    assert out[2]["training_load_on_meta"] == [[0, False], [1, True]] and out[1]["training_load_on_meta"] == [[0, False]]

@@ -37,13 +37,39 @@ def test_environment_differences_name_what_differs():
                                              f"torch: {a['packages']['torch']} vs 0.0"]
 
 
-def test_in_place_never_shrinks_the_committed_results():
+def test_in_place_never_shrinks_the_committed_results(tmp_path):
+    import pandas as pd
     import pytest
 
     from scd.config import get_config
-    from scd.io import project_path
     from scd.reproduce import refuse_shrinking
 
-    refuse_shrinking(get_config("cpu", seeds=(0, 1, 2)), project_path("results"))  # the committed selection
+    cfg = get_config("cpu", seeds=(0, 1, 2))
+    (tmp_path / "cpu").mkdir()
+    pd.DataFrame({"model": "scd_aw", "task": list(cfg.tasks) * 3,
+                  "seed": [s for s in cfg.seeds for _ in cfg.tasks]}).to_csv(tmp_path / "cpu" / "runs.csv")
+    refuse_shrinking(cfg, tmp_path)
     with pytest.raises(SystemExit, match=r"without tasks \[\] / seeds \[1, 2\]"):
-        refuse_shrinking(get_config("cpu", seeds=(0,)), project_path("results"))
+        refuse_shrinking(get_config("cpu", seeds=(0,)), tmp_path)
+
+
+def test_seeds_added_in_parts_give_the_tables_of_one_run(smoke_cfg, tmp_path):
+    """Seed 0, then seed 1 added with the ablations (which then run for both seeds): every table
+    equals that of one run over seeds 0 and 1; another config may not be added to."""
+    import pandas as pd
+    import pytest
+
+    from scd.io import read_json
+    from scd.reproduce import run_all
+
+    quiet = lambda *_: None  # noqa: E731
+    run_all(smoke_cfg.replace(seeds=(0,)), tmp_path / "parts", quiet)
+    run_all(smoke_cfg.replace(seeds=(1,)), tmp_path / "parts", quiet, ablations="crade", add_seeds=True)
+    run_all(smoke_cfg.replace(seeds=(0, 1)), tmp_path / "one", quiet, ablations="crade")
+    parts, one = tmp_path / "parts" / "smoke", tmp_path / "one" / "smoke"
+    for name in ("runs", "trajectory", "stages", "ablations", "table1_ci", "scores_ci", "claims", "ablations_summary"):
+        pd.testing.assert_frame_equal(pd.read_csv(parts / f"{name}.csv"), pd.read_csv(one / f"{name}.csv"), obj=name)
+    assert read_json(parts / "config.json") == read_json(one / "config.json")
+    assert sorted(read_json(parts / "environment_by_seed.json")) == ["0", "1"]
+    with pytest.raises(SystemExit, match=r"made with other values of \['alpha'\]"):
+        run_all(smoke_cfg.replace(seeds=(2,), alpha=0.25), tmp_path / "parts", quiet, add_seeds=True)
