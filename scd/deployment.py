@@ -7,13 +7,12 @@ writes many more tokens than a teacher that stops after the answer), so this mea
 - **prefill**: prompt tokens/s of one forward pass at fixed prompt lengths;
 - **latency**: seconds per item of the real evaluation (greedy, the task's token budget);
 - **peak memory**: ``torch.cuda.max_memory_allocated`` on a GPU; on a CPU the peak resident
-  memory of a fresh process that loads only that model (``ru_maxrss``), so models do not
-  inherit each other's peaks.
+  memory that loading the model and one forward pass add to a fresh interpreter (peak reset
+  after the imports), so models do not inherit each other's peaks.
 """
 from __future__ import annotations
 
-import multiprocessing as mp
-import resource
+import subprocess
 import sys
 import time
 
@@ -105,35 +104,45 @@ def measure(path: str, tok, records: list[dict], cfg, budget: int, decode_length
     return rows
 
 
-def _child(path: str | None, queue) -> None:
-    if path is not None:
-        model = load_model(path).eval()
-        with torch.no_grad():
-            model(input_ids=torch.ones(1, 8, dtype=torch.long, device=device_of(model)))
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+_CHILD = """
+import re, resource, sys
+import torch
+from scd.models import device_of, load_model
+
+def kib(key):
+    return int(re.search(key + r":\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+
+try:
+    before = kib("VmRSS")
+    open("/proc/self/clear_refs", "w").write("5")  # Linux: the peak (VmHWM) restarts from now
+except OSError:  # not Linux: the whole process's peak, import included
+    before = 0
+model = load_model(sys.argv[1]).eval()
+with torch.no_grad():
+    model(input_ids=torch.ones(1, 8, dtype=torch.long, device=device_of(model)))
+peak = kib("VmHWM") if before else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(peak - before)
+"""
 
 
-def peak_rss_mb(path: str | None) -> float:
-    """Peak resident memory of a fresh process that loads the model and runs one forward pass
-    (``None``: loads nothing, the interpreter with torch imported, to subtract)."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(None if path is None else str(path), queue))
-    proc.start()
-    peak = queue.get(timeout=600)
-    proc.join()
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
+def peak_rss_mb(path: str) -> float:
+    """Peak resident memory that loading the model and one forward pass add to a fresh interpreter
+    holding torch and scd.models: on Linux the peak is reset after the imports (``clear_refs``),
+    so an import's transient peak, larger than a small model, cannot hide it. A fresh
+    ``python -c``, not a multiprocessing child, which would re-import the caller's main module."""
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True,
+                         timeout=600, check=True)
+    return int(out.stdout.split()[-1]) / (2**20 if sys.platform == "darwin" else 2**10)  # KiB on Linux
 
 
 def table(models: dict[str, str], tok, records: list[dict], cfg, budget: int, **lengths) -> pd.DataFrame:
     """Long table (model, measure, batch, length, unit, value) for ``{name: model path}``."""
     on_gpu = torch.cuda.is_available()
-    base = None if on_gpu else peak_rss_mb(None)
     rows = []
     for name, path in models.items():
         figures = measure(path, tok, records, cfg, budget, **lengths)
         if not on_gpu:
-            figures.append(_row(PEAK, "MiB above the interpreter", peak_rss_mb(path) - base))
+            figures.append(_row(PEAK, "MiB added by the model (peak RSS)", peak_rss_mb(path)))
         rows += [{"model": name} | r for r in figures]
     return pd.DataFrame(rows)
 

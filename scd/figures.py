@@ -65,7 +65,7 @@ def trajectory(traj: pd.DataFrame):
     grid = sns.relplot(traj, x="epoch", y=y, hue="model", col="task", col_wrap=4, kind="line",
                        marker="o", height=2.4, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("SFT epoch", "dev kappa / macro-F1 / partial F1" if y == "dev_selection" else "dev score")
+    grid.set_axis_labels("SFT epoch", "dev score\n(kappa or F1)" if y == "dev_selection" else "dev score")
     return grid.figure
 
 
@@ -161,4 +161,20 @@ def calibration(grid: pd.DataFrame):
     ax.axhline(0, color="black", lw=0.8)
     ax.legend(title="calibration point", fontsize=8, title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
     ax.set_title("cpu profile calibration, seed 0, scored on dev")
+    return fig
+
+
+def deployment_ratios(ratios: pd.DataFrame):
+    """How much cheaper the student is than the teacher for the same work (``scd.deployment``):
+    one bar per measure, batch and length; 1 = as fast as the teacher."""
+    rows = ratios.dropna(subset=["student_advantage"])
+    rows = rows[rows.measure != "parameters"]
+    label = rows.apply(lambda r: r.measure.split(" (")[0] + (f", batch {int(r.batch)}" if r.batch == r.batch else "")
+                       + (f", {int(r.length)} tok" if r.length == r.length else ""), axis=1)
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(rows) + 1.2))
+    ax.barh(label, rows["student_advantage"], color=sns.color_palette("deep", 1)[0])
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="student advantage (teacher cost / student cost, log scale)",
+           title="Inference: student vs teacher, same work")
+    ax.invert_yaxis()
     return fig

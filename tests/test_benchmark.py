@@ -22,9 +22,9 @@ def test_benchmark_produces_complete_tables(smoke_cfg, tmp_path):
     kept = one_off.loc[one_off["cost"].str.startswith("FKL kept"), "value"].item()
     assert 0 < kept <= 1.0 + 1e-6
     deploy = pd.read_csv(tmp_path / "smoke_crade_deployment.csv")
-    speed = deploy.measure != "peak memory"  # a smoke model adds less than the interpreter's own peak
-    assert set(deploy.model) == {"teacher", "student"} and (deploy.value[speed] > 0).all()
-    assert (deploy.value[~speed] >= 0).all()
+    # every figure positive, peak memory too: the peak is reset after the imports, so even a smoke
+    # model's few MiB show (before: the interpreter's import peak hid them and both read 0)
+    assert set(deploy.model) == {"teacher", "student"} and (deploy.value > 0).all()
     for model in ("teacher", "student"):
         rows = deploy[deploy.model == model]
         decode = rows[rows.measure.str.startswith("decode")]
@@ -33,7 +33,7 @@ def test_benchmark_produces_complete_tables(smoke_cfg, tmp_path):
         assert (rows.measure == "peak memory").sum() == 1 and (rows.measure == "latency on the test prompts").sum() == 2
     ratios = pd.read_csv(tmp_path / "smoke_crade_deployment_ratios.csv")
     assert len(ratios) == len(deploy) // 2
-    assert (ratios[ratios.measure != "peak memory"].student_advantage > 0).all()
+    assert (ratios.student_advantage > 0).all()
     params = ratios[ratios.measure == "parameters"].iloc[0]
     assert params.student_advantage == params.teacher / params.student > 1  # the student is the smaller model
 
