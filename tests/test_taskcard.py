@@ -188,6 +188,7 @@ def test_generic_path_scores_equal_the_builtin_task(generic, smoke_cfg):
         assert runs.loc[model, "kappa"] == pytest.approx(record.test.kappa), model
     table = pd.read_csv(generic / "out" / "results" / "smoke" / "table1_ci.csv")
     assert "crade_jsonl" in " ".join(table.columns) and len(table) == 4  # 3 models and the reference
+    assert "paper_average" not in table.columns  # the paper's numbers are about its benchmark, not this task
 
 
 def test_generic_path_other_kinds_from_csv_and_made_splits(data_dir, smoke_cfg, tmp_path):
