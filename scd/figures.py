@@ -169,8 +169,8 @@ def deployment_ratios(ratios: pd.DataFrame):
     one bar per measure, batch and length; 1 = as fast as the teacher."""
     rows = ratios.dropna(subset=["student_advantage"])
     rows = rows[rows.measure != "parameters"]
-    label = rows.apply(lambda r: r.measure.split(" (")[0] + (f", batch {int(r.batch)}" if r.batch == r.batch else "")
-                       + (f", {int(r.length)} tok" if r.length == r.length else ""), axis=1)
+    label = rows.apply(lambda r: r.measure.split(" (")[0] + (f", batch {int(r.batch)}" if pd.notna(r.batch) else "")
+                       + (f", {int(r.length)} tok" if pd.notna(r.length) else ""), axis=1)
     fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(rows) + 1.2))
     ax.barh(label, rows["student_advantage"], color=sns.color_palette("deep", 1)[0])
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")

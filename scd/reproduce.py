@@ -140,11 +140,12 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     if abl_seeds:
         write_csv(out / "ablations.csv", table)
     seedmerge.merge(cfg, root, kept, bool(abl_seeds))
-    write_json(out / "environment_by_seed.json", seedmerge.environments(cfg, root, environment.fingerprint()))
+    machine = environment.fingerprint()
+    write_json(out / "environment_by_seed.json", seedmerge.environments(cfg, root, machine))
     cfg = union
     write_json(out / "config.json", cfg.to_dict())
     write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
-    write_json(out / "environment.json", environment.fingerprint())
+    write_json(out / "environment.json", machine)
     paths = write_all(cfg, root, abl_tasks)
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log(f"tables -> {out} ({len(paths)} files)")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.io import read_json, write_csv, write_json
+from scd.io import read_json, write_csv
 from scd.methods import BASELINES, parse_method
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ def results_dir(cfg: Config, root: str | Path = "results") -> Path:
 
 
 def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "results") -> Path:
-    """Write runs.csv, per-sample test rows, trajectories, stage logs, weights and base-LM info.
+    """Write runs.csv, per-sample test rows, trajectories, stage logs and weights (the config is
+    written by the caller, which knows every seed the folder ends up holding).
 
     ``records``: the stage record of every row of ``runs``, by (model, task, seed)."""
     out = results_dir(cfg, root)
@@ -54,7 +55,6 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "r
     write_csv(out / "runs.csv", runs)
     write_csv(out / "trajectory.csv", pd.DataFrame(trajectory))
     write_csv(out / "stages.csv", pd.DataFrame(stages))
-    write_json(out / "config.json", cfg.to_dict())
     return out
 
 
