@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd import ablations, analysis, tables
+from scd import ablations, analysis, tables, targets
 from scd.io import write_table
 from scd.results import load_runs, load_samples, results_dir
 from scd.tasks import get_task
@@ -79,6 +79,9 @@ def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
     out = results_dir(cfg, root)
     scores = tables.score_table(cfg, root=root)
     paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
+    signal = targets.target_table(cfg, scores, root)
+    if len(signal):
+        paths += write_table(out / "targets", signal)
     upstream = table1_upstream_ner(cfg, root)
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)
