@@ -107,7 +107,7 @@ def test_tasks_with_too_little_train_data_are_marked_and_left_out_of_the_average
     from scd.io import project_path
     from scd.tables import score_table, table1, thin_tasks
 
-    cfg = get_config("cpu", seeds=(0,), min_train_items=50)  # the committed seeds
+    cfg = get_config("cpu", seeds=(0,), min_train_items=50)  # one of the committed seeds
     assert thin_tasks(cfg) == ["mrner_medicine"] and thin_tasks(cfg.replace(min_train_items=0)) == []
     scores = score_table(cfg, models=("teacher_sft", "student_sft"), root=project_path("results"), n_boot=50)
     teacher = scores[scores.model == "teacher_sft"].set_index("task")
