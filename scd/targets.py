@@ -44,9 +44,9 @@ def target_table(cfg: Config, scores: pd.DataFrame, root="results") -> pd.DataFr
         above.append(bool(teacher.lo > chance))
         rows.append({"target": "teacher above chance (95% interval)", "task": task, "value": teacher["mean"],
                      "lo": teacher.lo, "hi": teacher.hi, "threshold": chance, "met": above[-1]})
-    if above:
+    if len(above) == len(SIGNAL_TASKS):  # the count target is about all four
         rows.append({"target": f"teacher above chance on ≥ {MIN_ABOVE_CHANCE} of {len(SIGNAL_TASKS)} tasks",
-                     "task": ",".join(t for t in SIGNAL_TASKS if t in cfg.tasks), "value": float(sum(above)),
+                     "task": ",".join(SIGNAL_TASKS), "value": float(sum(above)),
                      "threshold": float(MIN_ABOVE_CHANCE), "met": sum(above) >= MIN_ABOVE_CHANCE})
     for task in (t for t in REFERENCE_TASKS if t in cfg.tasks and (REFERENCE, t) in at.index):
         ratio = at.loc[("teacher_sft", task), "mean"] / at.loc[(REFERENCE, task), "mean"]
