@@ -4,7 +4,8 @@
 PY      ?= $(firstword $(foreach p,python3.11 python3.12 python3.13 python3,$(if $(shell command -v $(p) 2>/dev/null),$(p))))
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-SCD_DATA_DIR ?= $(CURDIR)/../shared/data
+# relative to the folder the command was typed in, made absolute so every process (and test) sees one path
+override SCD_DATA_DIR := $(abspath $(or $(SCD_DATA_DIR),$(CURDIR)/../shared/data))
 PROFILE ?= cpu
 export SCD_DATA_DIR
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-DATA = Path(os.environ.get("SCD_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("SCD_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")).resolve()
 os.environ.setdefault("SCD_QUIET", "1")
 
 
