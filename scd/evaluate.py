@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from scd import metrics, ranks
 from scd.encoding import PadCollator, encode, prompt_ids
@@ -52,10 +53,23 @@ def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config
     return min(longest + 1, cfg.max_new_tokens) if get_task(task_name).kind in ("ner", "text") else longest + 1
 
 
+class RepeatStop(StoppingCriteria):
+    """Ends a row once its list repeats a complete item (``metrics.cut_at_first_repeat``); the
+    text is cut back and closed afterwards."""
+
+    def __init__(self, tok, width: int):
+        self.tok, self.width = tok, width
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
+        texts = self.tok.batch_decode(input_ids[:, self.width:], skip_special_tokens=True)
+        return torch.tensor([metrics.cut_at_first_repeat(t) is not None for t in texts], device=input_ids.device)
+
+
 @torch.no_grad()
 def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, desc: str = "generate",
-             stop: str | None = None) -> list[str]:
-    """Greedy continuations of the prompts; ``stop``: a string that ends a sequence (kept)."""
+             stop: str | None = None, stop_at_repeat: bool = False) -> list[str]:
+    """Greedy continuations of the prompts; ``stop``: a string that ends a sequence (kept);
+    ``stop_at_repeat``: a row ends at its first repeated list item (cut back by the caller)."""
     model.eval()
     stopping = {"stop_strings": [stop], "tokenizer": tok} if stop else {}
     prompts = prompt_ids(records, tok, cfg)
@@ -65,9 +79,10 @@ def generate(model, tok, records: list[dict], cfg: Config, max_new_tokens: int, 
         width = max(len(prompts[i]) for i in idx)
         ids = torch.tensor([[tok.pad_token_id] * (width - len(prompts[i])) + prompts[i] for i in idx], device=dev)
         mask = torch.tensor([[0] * (width - len(prompts[i])) + [1] * len(prompts[i]) for i in idx], device=dev)
+        criteria = StoppingCriteriaList([RepeatStop(tok, width)] if stop_at_repeat else [])
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                              use_cache=True, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                             **stopping)
+                             stopping_criteria=criteria, **stopping)
         for row, i in enumerate(idx):
             texts[i] = tok.decode(out[row, width:], skip_special_tokens=True).strip()
     gathered = ranks.gather_dict(texts)
@@ -79,11 +94,17 @@ def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_n
     """Score one split: summary metrics and one row per sample."""
     task = get_task(task_name)
     stop = "]" if task.kind == "ner" and cfg.stop_at_bracket else None  # a list ends at its closing bracket
-    texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate", stop=stop)
+    repeat = task.kind == "ner" and cfg.stop_at_repeat
+    texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate", stop=stop,
+                     stop_at_repeat=repeat)
+    cuts = [metrics.cut_at_first_repeat(t) if repeat else None for t in texts]
+    texts = [cut or text for cut, text in zip(cuts, texts)]
     losses = gold_losses(model, tok, records, cfg, desc=f"{desc} loss")
     summary = metrics.score(task.kind, [r["answer"] for r in records], texts, weights=task.kappa_weights)
     rows = metrics.sample_rows(task.kind, records, texts, summary.pop("predictions"),
                                [losses[r["id"]] for r in records])
     summary["gold_loss"] = float(rows["gold_loss"].mean())
+    if repeat:
+        summary["n_repeat_cut"] = sum(cut is not None for cut in cuts)
     return summary, rows
 

@@ -84,6 +84,29 @@ def parse_entities_lenient(text: str) -> list[str] | None:
     return list(dict.fromkeys(items))
 
 
+def cut_at_first_repeat(text: str) -> str | None:
+    """The list ``text`` opens, closed with ``]`` before its first complete item that repeats an
+    earlier one; ``None`` when no item repeats (or there is no list). A decoding rule for NER: a
+    set-scored list gains nothing from a repeat, and a model that starts repeating rarely stops
+    (``['a', 'b', 'b', 'b', ...`` until the budget), so the list ends there."""
+    if not isinstance(text, str) or "[" not in text:
+        return None
+    start = text.index("[") + 1
+    seen, end = set(), start
+    for match in QUOTED_ITEM.finditer(text, start):
+        if "]" in text[end:match.start()]:  # the list closed before this item
+            return None
+        try:
+            item = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return None
+        if item in seen:
+            return text[:end] + "]"
+        seen.add(item)
+        end = match.end()
+    return None
+
+
 def serialize_entities(entities: list[str]) -> str:
     """Python-literal list (``repr``), the format the data files and prompts use.
 

@@ -72,13 +72,14 @@ class Scores(Record):
     partial_f1_upstream: float | None = None  # JMED-LLM's code, comparable with the paper (scd.metrics)
     partial_f1_lenient: float | None = None  # NER: complete items of a cut list kept (secondary)
     n_unparsed_lenient: int | None = None
+    n_repeat_cut: int | None = None  # NER lists ended before a repeated item (config stop_at_repeat)
     exact_match: float | None = None  # free text (task cards of kind "text")
     token_f1: float | None = None
 
     def named(self) -> dict[str, float]:
         """The task's own metrics (the ones it has), for a results row."""
         return {k: v for k in ("accuracy", "kappa", "macro_f1", "exact_f1", "partial_f1", "partial_f1_upstream",
-                               "partial_f1_lenient", "n_unparsed_lenient", "exact_match", "token_f1")
+                               "partial_f1_lenient", "n_unparsed_lenient", "n_repeat_cut", "exact_match", "token_f1")
                 if (v := getattr(self, k)) is not None}
 
 

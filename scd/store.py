@@ -57,7 +57,8 @@ def stage_key(cfg: Config, stage: str, role: str | None = None, **parts) -> dict
     """The key of one stage: the config fields declared for it plus the stage's own ``parts``
     (the keys of the stages it reads, its task, seed, method, data checksums). In JSON form, so a
     key equals itself read back from a record."""
-    return json_form({"schema": KEY_SCHEMA, "stage": stage} | cfg.key_fields(stage, role) | parts)
+    kind = get_task(parts["task"]).kind if "task" in parts else None
+    return json_form({"schema": KEY_SCHEMA, "stage": stage} | cfg.key_fields(stage, role, kind) | parts)
 
 
 def stage_dir(cfg: Config, key: dict, *label) -> Path:

@@ -39,9 +39,21 @@ def test_a_field_changes_exactly_the_keys_it_declares(f):
     changed = dataclasses.replace(base, **{f.name: other_value(f, getattr(base, f.name))})
     for stage in STAGES:
         for role in ("teacher", "student"):
-            differs = stage_key(base, stage, role) != stage_key(changed, stage, role)
-            wanted = stage in f.metadata["key"] and f.metadata["role"] in (None, role)
-            assert differs == wanted, (f.name, stage, role)
+            for task in ("crade", "nrner"):  # a choice task and a NER task
+                parts = {"task": task} if stage == "sft" else {}
+                differs = stage_key(base, stage, role, **parts) != stage_key(changed, stage, role, **parts)
+                kinds = f.metadata["kinds"]
+                wanted = (stage in f.metadata["key"] and f.metadata["role"] in (None, role)
+                          and (kinds is None or get_task(task).kind in kinds))
+                assert differs == wanted, (f.name, stage, role, task)
+
+
+def test_a_ner_setting_leaves_the_other_tasks_stages_alone():
+    """stop_at_repeat keys NER SFT stages only: switching it on recomputes no choice task."""
+    base = get_config("cpu")
+    on = base.replace(stop_at_repeat=not base.stop_at_repeat)
+    assert stage_key(base, "sft", "teacher", task="crade") == stage_key(on, "sft", "teacher", task="crade")
+    assert stage_key(base, "sft", "teacher", task="nrner") != stage_key(on, "sft", "teacher", task="nrner")
 
 
 def test_every_field_declares_its_stages():
