@@ -84,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--in-place", action="store_true",
                    help="maintainers: write results/, figures/ and the notebooks themselves (the committed files)")
     p.add_argument("--ablations", default="crade", help="tasks the ablations run on ('' for none)")
-    p.add_argument("--add-seeds", action="store_true",
-                   help="keep the seeds the results folder already holds from the same config and add these "
-                        "(a three-seed rerun in parts); ablations run for every seed that has none")
+    p.add_argument("--merge", "--add-seeds", dest="merge", action="store_true",
+                   help="keep the (task, seed) runs the results folder holds and this run does not recompute "
+                        "(a three-seed rerun in parts, or the tasks a setting reads); refused when the kept runs "
+                        "depend on a setting this run changes; ablations run for every seed that has none")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="extra notebook parameter (papermill -p)")
     p = add("notebooks", "re-render the notebooks from the committed results (no training; about a minute)")
     p.add_argument("--seeds", default=None, help="default: every seed in results/<profile>/runs.csv")
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "notebooks":
             return render_committed(args.profile, args.seeds, parse_overrides(args.set))
         return main_job(_config(args), args.out, args.in_place, args.ablations, parse_overrides(args.param),
-                        args.add_seeds)
+                        args.merge)
     return 0
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scd.datafiles import DataError, data_dir, data_file
-from scd.metrics import serialize_entities
+from scd.entitylists import serialize_entities
 from scd.tasks import LETTERS, QUOTED, TASKS, Task, get_task
 
 DATA_SEED = 20260115

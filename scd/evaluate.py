@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from scd import metrics, ranks
+from scd import entitylists, metrics, ranks
 from scd.encoding import PadCollator, encode, prompt_ids
 from scd.io import quiet
 from scd.models import answer_logits, device_of, model_inputs, per_sample_mean
@@ -54,7 +54,7 @@ def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config
 
 
 class RepeatStop(StoppingCriteria):
-    """Ends a row once its list repeats a complete item (``metrics.cut_at_first_repeat``); the
+    """Ends a row once its list repeats a complete item (``entitylists.cut_at_first_repeat``); the
     text is cut back and closed afterwards."""
 
     def __init__(self, tok, width: int):
@@ -62,7 +62,7 @@ class RepeatStop(StoppingCriteria):
 
     def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
         texts = self.tok.batch_decode(input_ids[:, self.width:], skip_special_tokens=True)
-        return torch.tensor([metrics.cut_at_first_repeat(t) is not None for t in texts], device=input_ids.device)
+        return torch.tensor([entitylists.cut_at_first_repeat(t) is not None for t in texts], device=input_ids.device)
 
 
 @torch.no_grad()
@@ -97,7 +97,7 @@ def evaluate(model, tok, records: list[dict], task_name: str, cfg: Config, max_n
     repeat = task.kind == "ner" and cfg.stop_at_repeat
     texts = generate(model, tok, records, cfg, max_new_tokens, desc=f"{desc} generate", stop=stop,
                      stop_at_repeat=repeat)
-    cuts = [metrics.cut_at_first_repeat(t) if repeat else None for t in texts]
+    cuts = [entitylists.cut_at_first_repeat(t) if repeat else None for t in texts]
     texts = [cut or text for cut, text in zip(cuts, texts)]
     losses = gold_losses(model, tok, records, cfg, desc=f"{desc} loss")
     summary = metrics.score(task.kind, [r["answer"] for r in records], texts, weights=task.kappa_weights)

@@ -66,6 +66,23 @@ def table1_upstream_ner(cfg: Config, root) -> pd.DataFrame | None:
     return tables.table1(tables.score_table(cfg, root=root, ner="upstream"))
 
 
+NER_PARSE = {"partial_f1": "strict F1", "n_unparsed": "strict unparsed", "partial_f1_lenient": "lenient F1",
+             "n_unparsed_lenient": "lenient unparsed", "n_repeat_cut": "ended at a repeat"}
+
+
+def ner_parses(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """How the NER lists were read, per model and task (test, mean over seeds): partial F1 and
+    unparsed count by the strict parse (primary, as JMED-LLM scores) and by the lenient one that
+    keeps the complete items of a cut list, and how many lists ended at a repeated item (config
+    ``stop_at_repeat``); None when the run has no NER task."""
+    ner = runs[[get_task(t).kind == "ner" for t in runs["task"]]]
+    if ner.empty:
+        return None
+    cols = [c for c in NER_PARSE if c in ner]
+    table = ner.groupby(["task", "model"], sort=False)[cols].mean().reset_index()  # in the runs' order
+    return table.rename(columns=NER_PARSE)
+
+
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """Training and selection seconds per model, summed over tasks and seeds, against student SFT."""
     cost = runs.groupby("model")[["train_s", "select_s"]].sum()
@@ -88,7 +105,11 @@ def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
     sub = sfs_tfs(cfg, root)
     for name in ("decomposition", "scores", "subtask_view", "claims"):
         paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
-    paths += write_table(out / "efficiency", efficiency(load_runs(cfg, root)))
+    runs = load_runs(cfg, root)
+    paths += write_table(out / "efficiency", efficiency(runs))
+    parses = ner_parses(runs)
+    if parses is not None:
+        paths += write_table(out / "ner_parses", parses)
     if ablation_tasks:
         abl = ablations.load(cfg, ablation_tasks, root)
         paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from scd import metrics
+from scd import entitylists, metrics
 from scd.tasks import get_task
 
 
@@ -49,7 +49,7 @@ def reference_rows(task: str, train: list[dict], test: list[dict]) -> pd.DataFra
     kind = get_task(task).kind
     if kind == "ner":
         preds = lexicon_predictions(train, test)
-        generated = [metrics.serialize_entities(p) for p in preds]
+        generated = [entitylists.serialize_entities(p) for p in preds]
     elif kind == "text":
         generated = nearest_answer_predictions(train, test)
         preds = [metrics.parse_text(g) for g in generated]

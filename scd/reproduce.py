@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from scd import ablations, environment, ranks, seedmerge
+from scd import ablations, environment, parts, ranks
 from scd.config import Config, get_config
-from scd.io import project_path, user_path, write_csv, write_json, write_table
+from scd.io import project_path, read_json, user_path, write_csv, write_json, write_table
 from scd.models import load_tokenizer
 from scd.pipeline import base_model_stage, sft_stage, task_splits
 from scd.reference import reference_rows, reference_scores
@@ -103,13 +103,12 @@ def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "
 
 
 def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str | None = None,
-            add_seeds: bool = False) -> Path:
+            merge: bool = False) -> Path:
     """Every stage (compute-or-load), then every table the notebooks show (written by rank 0 alone
     under ``accelerate launch``). ``ablations``: comma-separated tasks to run the ablations on.
-    ``add_seeds``: keep the seeds already in ``root`` from the same config (``scd.seedmerge``)."""
+    ``merge``: keep the (task, seed) runs in ``root`` this run does not recompute (``scd.parts``)."""
     start = time.time()
-    kept = seedmerge.kept_rows(cfg, root) if add_seeds else {}  # read by every rank before anything is written
-    union = seedmerge.seeds_with(cfg, kept)
+    kept, union = parts.kept_rows(cfg, root) if merge else ({}, cfg)  # read by every rank before anything is written
     log = log if ranks.is_main() else (lambda *_: None)
     progress = Progress(2 + len(cfg.seeds) * len(cfg.tasks) * len(cfg.models), log)
     base = {}
@@ -119,7 +118,7 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
         progress.end(f"{role} base LM: {path}", t)
     check_shared_vocabulary(base["teacher"], base["student"])  # before any training
     runs, records = collect(cfg, progress=progress)
-    abl_tasks = ablation_tasks(cfg, ablations) if ablations else []
+    abl_tasks = ablation_tasks(union, ablations) if ablations else []
     done = set(kept["ablations"]["seed"]) if "ablations" in kept else set()
     abl_seeds = tuple(s for s in union.seeds if s not in done) if abl_tasks else ()
     if abl_seeds:  # every seed of the union that has no ablation rows yet
@@ -131,17 +130,17 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
         write_data_summary(Path(root))
     out = export(cfg, runs, records, root)
     reference = []
-    for task in cfg.tasks:  # what the train split alone gives (seconds; no LM)
+    for task in union.tasks:  # what the train split alone gives (seconds; no LM)
         splits = task_splits(cfg, task)
         write_csv(reference_path(cfg, task, root), reference_rows(task, splits["train"], splits["test"]))
         reference += reference_scores(task, splits)
     write_table(out / "reference_scores", pd.DataFrame(reference))
-    write_table(out / "prompt_cuts", prompt_cuts(cfg, load_tokenizer(path)))
+    write_table(out / "prompt_cuts", prompt_cuts(union, load_tokenizer(path)))
     if abl_seeds:
         write_csv(out / "ablations.csv", table)
-    seedmerge.merge(cfg, root, kept, bool(abl_seeds))
+    parts.merge(cfg, union, root, kept, bool(abl_seeds))
     machine = environment.fingerprint()
-    write_json(out / "environment_by_seed.json", seedmerge.environments(cfg, root, machine))
+    write_json(out / "environment_by_seed.json", parts.environments(cfg, union, root, machine))
     cfg = union
     write_json(out / "config.json", cfg.to_dict())
     write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
@@ -196,7 +195,7 @@ def seeds_tag(cfg: Config) -> str:
 
 
 def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablations: str = "crade",
-             params: dict | None = None, add_seeds: bool = False) -> int:
+             params: dict | None = None, merge: bool = False) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars: noise between the stage lines
@@ -204,7 +203,7 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     out_dir = user_path(out) if out else project_path("reproduction") / seeds_tag(cfg)
     if in_place:
         results_root, figures, notebooks_out = project_path("results"), project_path("figures"), None
-        if not add_seeds:  # adding keeps the committed seeds, and refuses another config
+        if not merge:  # merging keeps the committed runs, and refuses a config they do not match
             refuse_shrinking(cfg, results_root)
     else:
         results_root, figures, notebooks_out = out_dir / "results", out_dir / "figures", out_dir / "notebooks"
@@ -212,10 +211,10 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     log(f"profile {cfg.profile}, tasks {','.join(cfg.tasks)}, seeds {','.join(map(str, cfg.seeds))}")
     log(f"results -> {results_root}, figures -> {figures}, notebooks -> {notebooks_out or 'in place'}; "
         f"checkpoints and caches -> {runs_root()}; log -> {out_dir / 'logs' / 'run.log'}")
-    run_all(cfg, results_root, log, ablations=ablations, add_seeds=add_seeds)
-    if add_seeds:  # the notebooks and the report show every seed the results now hold
-        runs = pd.read_csv(results_dir(cfg, results_root) / "runs.csv")
-        cfg = cfg.replace(seeds=tuple(sorted(set(runs["seed"]))))
+    run_all(cfg, results_root, log, ablations=ablations, merge=merge)
+    if merge:  # the notebooks and the report show every task and seed the results now hold
+        made = read_json(results_dir(cfg, results_root) / "config.json")
+        cfg = cfg.replace(tasks=tuple(made["tasks"]), seeds=tuple(made["seeds"]))
     params = {"profile": cfg.profile, "tasks": ",".join(cfg.tasks), "seeds": list(cfg.seeds),
               "results_dir": str(results_root), "figures_dir": str(figures), "ablation_tasks": ablations} | (params or {})
     timings = _render(params, notebooks_out, out_dir / "logs", log)

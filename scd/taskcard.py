@@ -162,7 +162,7 @@ def _value(row: dict, name: str, where: str):
 
 def _answer(card: TaskCard, raw, where: str) -> tuple[str, str | None]:
     """(answer text as the model writes it, label for stratification or None)."""
-    from scd.metrics import serialize_entities
+    from scd.entitylists import serialize_entities
 
     if card.kind == "ner":
         entities = raw

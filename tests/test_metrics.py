@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scd import entitylists
 from scd import metrics as m
 
 
@@ -28,31 +29,31 @@ def test_parse_yes_no_maybe_whole_word_case_insensitive():
 
 
 def test_parse_entities_accepts_only_list_of_str():
-    assert m.parse_entities("['高血圧', '糖尿病']") == ["高血圧", "糖尿病"]
-    assert m.parse_entities("  []\n") == []
+    assert entitylists.parse_entities("['高血圧', '糖尿病']") == ["高血圧", "糖尿病"]
+    assert entitylists.parse_entities("  []\n") == []
     for bad in ["['a', 1]", "'a'", "('a',)", "['a'", "高血圧", "{'a': 1}", "None"]:
-        assert m.parse_entities(bad) is None, bad
+        assert entitylists.parse_entities(bad) is None, bad
 
 
 def test_parse_entities_never_executes_code(tmp_path):
     marker = tmp_path / "pwned"
-    assert m.parse_entities("__import__('os')") is None
-    assert m.parse_entities(f"__import__('os').system('touch {marker}')") is None
-    assert m.parse_entities(f"[open('{marker}', 'w').write('x')]") is None
+    assert entitylists.parse_entities("__import__('os')") is None
+    assert entitylists.parse_entities(f"__import__('os').system('touch {marker}')") is None
+    assert entitylists.parse_entities(f"[open('{marker}', 'w').write('x')]") is None
     assert not marker.exists()
 
 
 def test_parse_entities_survives_pathological_nesting():
-    assert m.parse_entities("[" * 100000 + "]" * 100000) is None
+    assert entitylists.parse_entities("[" * 100000 + "]" * 100000) is None
 
 
 def test_serialize_format_and_examples():
-    assert m.serialize_entities(["a", "b"]) == "['a', 'b']"
-    assert m.serialize_entities(["高血圧"]) == "['高血圧']"  # Japanese stays readable
+    assert entitylists.serialize_entities(["a", "b"]) == "['a', 'b']"
+    assert entitylists.serialize_entities(["高血圧"]) == "['高血圧']"  # Japanese stays readable
     tricky = ["it's", 'say "hi"', "back\\slash", "改行\nあり", "'\"", ""]
-    assert m.parse_entities(m.serialize_entities(tricky)) == tricky
+    assert entitylists.parse_entities(entitylists.serialize_entities(tricky)) == tricky
     with pytest.raises(TypeError):
-        m.serialize_entities(["a", 1])
+        entitylists.serialize_entities(["a", 1])
 
 
 japanese = st.text(
@@ -66,9 +67,9 @@ japanese = st.text(
 
 @given(st.lists(st.one_of(st.text(), japanese)))
 def test_serialize_parse_round_trip(entities):
-    text = m.serialize_entities(entities)
-    assert m.parse_entities(text) == entities
-    assert m.serialize_entities(m.parse_entities(text)) == text  # deterministic
+    text = entitylists.serialize_entities(entities)
+    assert entitylists.parse_entities(text) == entities
+    assert entitylists.serialize_entities(entitylists.parse_entities(text)) == text  # deterministic
 
 
 def test_parse_prediction_dispatch():
@@ -295,7 +296,8 @@ def test_upstream_ner_score_on_the_committed_rows_matches_the_issue_measurement(
 
 
 def test_lenient_parse_keeps_the_complete_items_of_a_cut_list():
-    from scd.metrics import parse_entities_lenient, score
+    from scd.entitylists import parse_entities_lenient
+    from scd.metrics import score
 
     assert parse_entities_lenient("['肝転移', '肝転移', '肝転") == ["肝転移"]  # looped and cut: deduplicated
     assert parse_entities_lenient("['a', \"b\", 'c") == ["a", "b"]
@@ -304,3 +306,17 @@ def test_lenient_parse_keeps_the_complete_items_of_a_cut_list():
     r = score("ner", ["['a', 'b']", "['c']"], ["['a', 'b', 'x", "nothing"])
     assert r["n_unparsed"] == 2 and r["n_unparsed_lenient"] == 1
     assert r["partial_f1"] == 0.0 and r["partial_f1_lenient"] == pytest.approx((1.0 + 0.0) / 2)
+
+
+def test_a_list_is_cut_before_its_first_repeated_item():
+    """``stop_at_repeat``'s cut: the list up to the first complete repeat, closed; nothing to cut
+    in a list without repeats, a closed list, or text without a list."""
+    from scd.entitylists import cut_at_first_repeat, parse_entities
+
+    assert cut_at_first_repeat("['腫瘤', '紅斑', '腫瘤', '腫瘤', '腫") == "['腫瘤', '紅斑']"
+    assert parse_entities(cut_at_first_repeat("['a', 'b', 'a'")) == ["a", "b"]
+    assert cut_at_first_repeat("['a', 'a\\'', 'a'") == "['a', 'a\\'']"  # an escaped quote is part of an item
+    assert cut_at_first_repeat("['[', '[', '[") == "['[']"  # a loop on the bracket itself
+    assert cut_at_first_repeat("['a', 'b', 'b'") == "['a', 'b']"
+    for text in ("['a', 'b']", "['a', 'b'] and 'b'", "['a', 'b', 'b", "no list", ""):  # no complete repeat
+        assert cut_at_first_repeat(text) is None, text

@@ -64,7 +64,7 @@ def test_seeds_added_in_parts_give_the_tables_of_one_run(smoke_cfg, tmp_path):
 
     quiet = lambda *_: None  # noqa: E731
     run_all(smoke_cfg.replace(seeds=(0,)), tmp_path / "parts", quiet)
-    run_all(smoke_cfg.replace(seeds=(1,)), tmp_path / "parts", quiet, ablations="crade", add_seeds=True)
+    run_all(smoke_cfg.replace(seeds=(1,)), tmp_path / "parts", quiet, ablations="crade", merge=True)
     run_all(smoke_cfg.replace(seeds=(0, 1)), tmp_path / "one", quiet, ablations="crade")
     parts, one = tmp_path / "parts" / "smoke", tmp_path / "one" / "smoke"
     for name in ("runs", "trajectory", "stages", "ablations", "table1_ci", "scores_ci", "claims", "ablations_summary"):
@@ -72,4 +72,33 @@ def test_seeds_added_in_parts_give_the_tables_of_one_run(smoke_cfg, tmp_path):
     assert read_json(parts / "config.json") == read_json(one / "config.json")
     assert sorted(read_json(parts / "environment_by_seed.json")) == ["0", "1"]
     with pytest.raises(SystemExit, match=r"made with other values of \['alpha'\]"):
-        run_all(smoke_cfg.replace(seeds=(2,), alpha=0.25), tmp_path / "parts", quiet, add_seeds=True)
+        run_all(smoke_cfg.replace(seeds=(2,), alpha=0.25), tmp_path / "parts", quiet, merge=True)
+
+
+def test_a_ner_setting_reruns_only_the_ner_tasks(smoke_cfg, tmp_path):
+    """crade and nrner, then nrner alone rerun with a NER-only setting (stop_at_repeat) and merged:
+    the tables equal those of one run with the setting; a setting the kept crade runs read, or a
+    NER setting while NER runs are kept, is refused."""
+    import pandas as pd
+    import pytest
+
+    from scd.io import read_json
+    from scd.reproduce import run_all
+
+    quiet = lambda *_: None  # noqa: E731
+    both = smoke_cfg.replace(tasks=("crade", "nrner"))
+    run_all(both, tmp_path / "parts", quiet)
+    run_all(both.replace(tasks=("nrner",), stop_at_repeat=True), tmp_path / "parts", quiet, merge=True)
+    run_all(both.replace(stop_at_repeat=True), tmp_path / "one", quiet)
+    parts, one = tmp_path / "parts" / "smoke", tmp_path / "one" / "smoke"
+    for name in ("runs", "trajectory", "stages", "table1_ci", "scores_ci", "claims", "reference_scores"):
+        pd.testing.assert_frame_equal(pd.read_csv(parts / f"{name}.csv"), pd.read_csv(one / f"{name}.csv"), obj=name)
+    assert read_json(parts / "config.json") == read_json(one / "config.json")
+    assert sorted(read_json(parts / "environment_by_seed.json")) == ["0", "0/nrner"]
+    with pytest.raises(SystemExit, match=r"other values of \['top_k'\], which the runs this run keeps"):
+        run_all(both.replace(tasks=("nrner",), stop_at_repeat=True, top_k=4), tmp_path / "parts", quiet, merge=True)
+    with pytest.raises(SystemExit, match=r"other values of \['stop_at_repeat'\]"):
+        run_all(both.replace(tasks=("crade",)), tmp_path / "parts", quiet, merge=True)
+    with pytest.raises(SystemExit, match=r"would lack \(task, seed\) \[\('crade', 1\)\]"):
+        run_all(both.replace(tasks=("nrner",), seeds=(0, 1), stop_at_repeat=True), tmp_path / "parts", quiet,
+                merge=True)

@@ -177,6 +177,23 @@ def test_generation_stops_at_the_stop_string(smoke_cfg):
     assert cut > 0
 
 
+def test_repeat_stop_ends_a_row_at_its_first_repeated_item(smoke_cfg):
+    """The stopping criterion of ``stop_at_repeat`` reads each row's new text only: a row stops once
+    its list repeats a complete item, not while the repeat is still being written."""
+    import torch
+
+    from scd.evaluate import RepeatStop
+
+    path, _ = base_model_stage(smoke_cfg, "teacher")
+    tok = load_tokenizer(path)
+    prompt = tok("答え: ['痛い', '痛い']", add_special_tokens=False)["input_ids"]  # a repeat in the prompt: ignored
+    rows = ["['痛い', '発熱', '痛い'", "['痛い', '発熱', '痛", "['痛い', '発熱']"]
+    ids = [prompt + tok(r, add_special_tokens=False)["input_ids"] for r in rows]
+    width = max(map(len, ids))
+    batch = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i in ids])
+    assert RepeatStop(tok, len(prompt))(batch, None).tolist() == [True, False, False]
+
+
 @pytest.mark.parametrize("from_first_step", [False, True])
 def test_a_one_step_run_moves_the_model_only_with_the_first_step_warmup(smoke_cfg, tmp_path, from_first_step):
     """transformers' warm-up gives step 1 a learning rate of 0 (issue 15: a stage of one step never
