@@ -97,7 +97,7 @@ def method_bars(table: pd.DataFrame):
     t = table.set_index("model").loc[order]
     ax.bar(order, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], capsize=3,
            color=sns.color_palette("deep", len(order)))
-    ax.set(ylabel="average test score", title="Average over tasks (95% bootstrap interval)")
+    ax.set(xlabel="model", ylabel="average test score", title="Average over tasks (95% bootstrap interval)")
     ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
     return fig
 
@@ -108,10 +108,12 @@ def subdomain_bars(scores: pd.DataFrame):
     grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
                        order=order, errorbar=("ci", 95), seed=0)
     grid.set_titles("{col_name}")
+    bottom = grid.axes.flat[-min(4, len(grid.axes.flat)):]
     for ax in grid.axes.flat:  # every panel names its bars (shared x axes would hide the upper rows' names)
         ax.tick_params(labelbottom=True)
         ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
-        ax.set_xlabel("")
+        ax.set_xlabel("model" if ax in bottom else "")
+    grid.set_ylabels("test score\n(mean over seeds)")
     grid.figure.subplots_adjust(hspace=0.9)
     return grid.figure
 
