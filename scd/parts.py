@@ -34,9 +34,9 @@ def _recomputed(cfg: Config, frame: pd.DataFrame) -> pd.Series:
 
 def kept_rows(cfg: Config, root) -> tuple[dict[str, pd.DataFrame], Config]:
     """The committed rows of every (task, seed) this run does not recompute, and the config of
-    the union (``union_config``). Refused when they
-    were made with another value of a setting they depend on: any field but tasks and seeds,
-    unless it is scoped (``kinds=``) to task kinds none of the kept tasks has."""
+    the union (``union_config``). Refused when the kept rows were made with another value of a
+    setting they depend on (any field but tasks and seeds, unless it is scoped with ``kinds=`` to
+    task kinds none of the kept tasks has), or when the union would lack a (task, seed)."""
     out = results_dir(cfg, root)
     if not (out / "runs.csv").is_file():
         return {}, cfg
@@ -104,5 +104,5 @@ def environments(cfg: Config, union: Config, root, fingerprint: dict) -> dict:
     path = results_dir(cfg, root) / "environment_by_seed.json"
     have = read_json(path) if path.is_file() else {}
     whole = set(cfg.tasks) >= set(union.tasks)
-    return have | {(str(s) if whole else f"{s}/{t}"): fingerprint for s in cfg.seeds
-                   for t in (cfg.tasks[:1] if whole else cfg.tasks)}
+    parts = [str(s) for s in cfg.seeds] if whole else [f"{s}/{t}" for s in cfg.seeds for t in cfg.tasks]
+    return have | {part: fingerprint for part in parts}

@@ -74,12 +74,12 @@ def ner_parses(runs: pd.DataFrame) -> pd.DataFrame | None:
     """How the NER lists were read, per model and task (test, mean over seeds): partial F1 and
     unparsed count by the strict parse (primary, as JMED-LLM scores) and by the lenient one that
     keeps the complete items of a cut list, and how many lists ended at a repeated item (config
-    ``stop_at_repeat``); None when the run has no NER task."""
+    ``stop_at_repeat``), to 3 decimals; None when the run has no NER task."""
     ner = runs[[get_task(t).kind == "ner" for t in runs["task"]]]
     if ner.empty:
         return None
     cols = [c for c in NER_PARSE if c in ner]
-    table = ner.groupby(["task", "model"], sort=False)[cols].mean().reset_index()  # in the runs' order
+    table = ner.groupby(["task", "model"], sort=False)[cols].mean().round(3).reset_index()  # in the runs' order
     return table.rename(columns=NER_PARSE)
 
 
