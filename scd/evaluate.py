@@ -55,14 +55,19 @@ def new_token_budget(task_name: str, train_records: list[dict], tok, cfg: Config
 
 class RepeatStop(StoppingCriteria):
     """Ends a row once its list repeats a complete item (``entitylists.cut_at_first_repeat``); the
-    text is cut back and closed afterwards."""
+    text is cut back and closed afterwards. An item completes only with a closing quote, so a row's
+    text is decoded and read again only at the steps whose new token holds one."""
 
     def __init__(self, tok, width: int):
         self.tok, self.width = tok, width
 
     def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-        texts = self.tok.batch_decode(input_ids[:, self.width:], skip_special_tokens=True)
-        return torch.tensor([entitylists.cut_at_first_repeat(t) is not None for t in texts], device=input_ids.device)
+        done = torch.zeros(len(input_ids), dtype=torch.bool, device=input_ids.device)
+        for row, last in enumerate(self.tok.batch_decode(input_ids[:, -1:])):
+            if "'" in last or '"' in last:
+                text = self.tok.decode(input_ids[row, self.width:], skip_special_tokens=True)
+                done[row] = entitylists.cut_at_first_repeat(text) is not None
+        return done
 
 
 @torch.no_grad()
