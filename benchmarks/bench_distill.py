@@ -20,20 +20,20 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
-from scd.cache import build_targets, bytes_per_token
-from scd.config import get_config
-from scd.distill import DistillTrainer, sample_weights, student_probe_kl
-from scd.encoding import PadCollator, encode
-from scd import deployment
-from scd.evaluate import gold_losses, new_token_budget
-from scd.io import project_path, write_table
-from scd.methods import parse_method
-from scd.models import answer_logits, load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.store import threads
-from scd.run_distill import cache_stage
-from scd.sft import AnswerOnlyTrainer
-from scd.training import training_args
+from scd.kd.targets import build_targets, bytes_per_token
+from scd.core.config import get_config
+from scd.kd.trainer import DistillTrainer, sample_weights, student_probe_kl
+from scd.data.encoding import PadCollator, encode
+import deployment
+from scd.train.evaluate import gold_losses, new_token_budget
+from scd.core.io import project_path, write_table
+from scd.core.methods import parse_method
+from scd.train.models import answer_logits, load_model, load_tokenizer
+from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
+from scd.stages.store import threads
+from scd.stages.distill import cache_stage
+from scd.train.sft import AnswerOnlyTrainer
+from scd.train.training import training_args
 
 
 class Meter(TrainerCallback):
@@ -158,8 +158,8 @@ def main(argv=None) -> int:
     with torch.no_grad():
         tl = answer_logits(teacher_model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
         sl = answer_logits(load_model(base), batch["input_ids"], batch["attention_mask"], batch["labels"])[0].float()
-    from scd.divergences import bucketize, forward_kl, teacher_buckets
-    from scd.models import leftover_logmass
+    from scd.kd.divergences import bucketize, forward_kl, teacher_buckets
+    from scd.train.models import leftover_logmass
 
     tp, sp = torch.log_softmax(tl, -1), torch.log_softmax(sl, -1)
     dense = float(forward_kl(tp, sp).mean())
@@ -181,7 +181,7 @@ def main(argv=None) -> int:
          "unit": "ratio"},
     ])
 
-    # deployment: teacher vs student doing the same work (scd.deployment)
+    # deployment: teacher vs student doing the same work (deployment)
     budget = new_token_budget(args.task, train, tok, cfg)
     deploy_tab = deployment.table({"teacher": teacher_info.best_path, "student": student_info.best_path}, tok,
                                   splits["test"][: args.deploy_items], cfg, budget, **deploy_lengths(args))

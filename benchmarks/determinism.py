@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from scd import environment
-from scd.config import get_config
-from scd.io import project_path, read_json, write_json
+from scd.core import environment
+from scd.core.config import get_config
+from scd.core.io import project_path, read_json, write_json
 from scd.launch import fingerprint
 
 
@@ -34,10 +34,10 @@ class StopAt(TrainerCallback):
 
 
 def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
-    from scd.data import corpus_texts
-    from scd.models import build_scratch_model, load_tokenizer
-    from scd.pipeline import tokenizer_stage
-    from scd.pretrain import pretrain, token_stream
+    from scd.data.corpus import corpus_texts
+    from scd.train.models import build_scratch_model, load_tokenizer
+    from scd.stages.base_sft import tokenizer_stage
+    from scd.train.pretrain import pretrain, token_stream
 
     torch.set_num_threads(threads)
     os.environ["SCD_RUNS_DIR"] = str(tok_runs)

@@ -25,10 +25,10 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from scd.cli import parse_overrides  # noqa: E402
-from scd.config import get_config  # noqa: E402
-from scd.io import project_path, write_json  # noqa: E402
-from scd.pipeline import base_model_stage, sft_stage  # noqa: E402
-from scd.run_distill import distill_stage  # noqa: E402
+from scd.core.config import get_config  # noqa: E402
+from scd.core.io import project_path, write_json  # noqa: E402
+from scd.stages.base_sft import base_model_stage, sft_stage  # noqa: E402
+from scd.stages.distill import distill_stage  # noqa: E402
 
 METHODS = ("scd_aw", "td", "scd", "cd", "td_aw", "cd_aw")  # scd_aw first: the budget may stop the rest
 

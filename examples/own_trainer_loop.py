@@ -15,16 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scd.cache import build_targets
-from scd.config import get_config
-from scd.distill import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
-from scd.encoding import PadCollator, encode
-from scd.evaluate import evaluate, gold_losses, new_token_budget
-from scd.methods import parse_method
-from scd.models import load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.run_distill import probe_logits, probe_records
-from scd.training import training_args
+from scd.kd.targets import build_targets
+from scd.core.config import get_config
+from scd.kd.trainer import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
+from scd.data.encoding import PadCollator, encode
+from scd.train.evaluate import evaluate, gold_losses, new_token_budget
+from scd.core.methods import parse_method
+from scd.train.models import load_model, load_tokenizer
+from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
+from scd.stages.distill import probe_logits, probe_records
+from scd.train.training import training_args
 
 
 def main(task: str = "crade", out: str | None = None) -> dict:

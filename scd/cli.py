@@ -7,9 +7,9 @@ import json
 import os
 import sys
 
-from scd import ranks
-from scd.config import get_config
-from scd.io import user_path
+from scd.core import ranks
+from scd.core.config import get_config
+from scd.core.io import user_path
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -108,51 +108,51 @@ def main(argv: list[str] | None = None) -> int:
         ranks.init()
 
     if args.command == "download":
-        from scd.datafiles import download
+        from scd.data.files import download
 
         print(f"downloaded and verified into {download(args.dest)}")
     elif args.command == "data-summary":
-        from scd.report import write_data_summary
+        from scd.analysis.data_report import write_data_summary
 
         frame, paths = write_data_summary(args.out)
         print(frame.to_string(index=False))
         print("wrote", ", ".join(map(str, paths)))
     elif args.command == "pretrain":
-        from scd.pipeline import base_model_stage
+        from scd.stages.base_sft import base_model_stage
 
         cfg = _config(args)
         for role in ("student", "teacher"):
             path, _ = base_model_stage(cfg, role)
             print(f"{role} base LM: {path}")
     elif args.command == "sft":
-        from scd.pipeline import sft_stage
+        from scd.stages.base_sft import sft_stage
 
         _print_run(sft_stage(_config(args), args.role, args.task, args.seed))
     elif args.command == "distill":
-        from scd.run_distill import distill_stage
+        from scd.stages.distill import distill_stage
 
         _print_run(distill_stage(_config(args), args.method, args.task, args.seed))
     elif args.command == "calibrate":
-        from scd.calibration import run
+        from scd.run.calibration import run
 
         print(run(user_path(args.out)).to_string(index=False))
     elif args.command == "run-all":
-        from scd.reproduce import run_all
+        from scd.run.reproduce import run_all
 
         run_all(_config(args), args.out)
     elif args.command == "run":
-        from scd import domain
-        from scd.taskcard import load_card
+        from scd import api
+        from scd.core.cards import load_card
 
         absolute_env()
         out = args.out or "scd-" + "-".join(load_card(c).name for c in args.task_card)
-        result = domain.run(args.task_card, args.teacher, args.student, args.method.split(","), args.profile,
+        result = api.run(args.task_card, args.teacher, args.student, args.method.split(","), args.profile,
                             args.seeds, out, **parse_overrides(args.set))
         if ranks.is_main():
             print(result.table1().to_string())
             print(f"results -> {result.root / result.cfg.profile}")
     elif args.command in ("reproduce", "notebooks"):
-        from scd.reproduce import main_job, render_committed
+        from scd.run.reproduce import main_job, render_committed
 
         absolute_env()
         if args.command == "notebooks":

@@ -26,7 +26,7 @@ def runs_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_cfg(data_dir, runs_dir):
-    from scd.config import get_config
+    from scd.core.config import get_config
 
     return get_config("smoke")
 

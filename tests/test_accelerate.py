@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from scd.io import read_json
-from scd.records import BaseRecord, CacheRecord, DistillRecord, SFTRecord
+from scd.core.io import read_json
+from scd.core.records import BaseRecord, CacheRecord, DistillRecord, SFTRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, GLOBAL_BATCH, RTOL = 4, 4, 1e-4
@@ -116,7 +116,7 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
     SCD+AW) runs, with the 1-process run's optimiser steps, losses and cache rows."""
     import torch
 
-    from scd.run_distill import distill_stage
+    from scd.stages.distill import distill_stage
 
     one = distill_stage(smoke_cfg, "scd_aw", "crade", 0)
     runs_two = tmp_path / "runs"
@@ -164,7 +164,7 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
 
 
 def test_a_batch_the_ranks_cannot_share_equally_is_refused(smoke_cfg, tmp_path, monkeypatch):
-    from scd.training import training_args
+    from scd.train.training import training_args
 
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ValueError, match="batch_size=4 is not divisible by the world size 3"):
@@ -179,7 +179,7 @@ def test_evaluation_shared_by_two_processes_gives_the_same_rows(smoke_cfg, runs_
     ``fsdp_cpu_ram_efficient_loading: true``), so the training-load path runs too; whether it left
     meta tensors on rank 1 is recorded in the output (transformers 5.24: it does not, see
     configs/accelerate/README.md)."""
-    from scd.pipeline import sft_stage
+    from scd.stages.base_sft import sft_stage
 
     sft_stage(smoke_cfg, "teacher", "crade", 0)  # built here once; the launches only load it
     out = {}

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scd import analysis
-from scd.analysis import (bootstrap_ci, decomposition, paired_difference, split_subdomains, subdomain_scores,
+from scd.analysis import sfs_tfs
+from scd.analysis.sfs_tfs import (bootstrap_ci, decomposition, paired_difference, split_subdomains, subdomain_scores,
                           subtask_view)
 
 
@@ -66,7 +66,7 @@ def test_paired_difference_detects_a_real_gap_only():
 
 
 def test_identity_on_real_smoke_outputs(smoke_cfg):
-    from scd.pipeline import sft_stage
+    from scd.stages.base_sft import sft_stage
 
     teacher = pd.read_csv(sft_stage(smoke_cfg, "teacher", "crade", 0).path + "/test.csv")
     student = pd.read_csv(sft_stage(smoke_cfg, "student", "crade", 0).path + "/test.csv")
@@ -85,27 +85,27 @@ def test_claim_verdicts_follow_the_intervals():
     coin = frame(ids, loss_s, (rng.random(200) < 0.5).astype(float))
     frames = {"teacher_sft": frame(ids, loss_t, (loss_t < 0.5).astype(float)), "student_sft": frame(ids, loss_s, coin.correct),
               "td": bad, "cd": bad, "td_aw": bad, "scd": good, "scd_aw": frame(ids, loss_s, np.zeros(200))}
-    split = analysis.split_subdomains(frames["teacher_sft"], frames["student_sft"], "error")
-    table = analysis.claim_table({("t", 0): frames}, {("t", 0): split}, n_boot=300).set_index("claim")
+    split = sfs_tfs.split_subdomains(frames["teacher_sft"], frames["student_sft"], "error")
+    table = sfs_tfs.claim_table({("t", 0): frames}, {("t", 0): split}, n_boot=300).set_index("claim")
     assert table.loc["SCD narrows the TFS deficit (SCD vs. standard KD)", "verdict"] == "supported"  # 1 vs 0
     assert table.loc["AW keeps the SFS advantage (SCD+AW vs. SCD)", "verdict"] == "contradicted"  # 0 vs 1
     assert table.loc["the SCD+AW student beats the teacher", "n"] == 200
     tfs = (split.domain == "TFS").sum()
     assert table.loc["SCD narrows the TFS deficit (SCD vs. standard KD)", "n"] == tfs
     empty = {("t", 0): split.assign(domain="TFS")}  # no SFS items: those claims cannot be tested
-    untested = analysis.claim_table({("t", 0): frames}, empty, n_boot=50).set_index("claim")
+    untested = sfs_tfs.claim_table({("t", 0): frames}, empty, n_boot=50).set_index("claim")
     assert (untested.loc[untested.subset == "SFS", "verdict"] == "untestable").all()
     assert untested.loc[untested.subset == "SFS", "n"].eq(0).all()
-    text = analysis.claims_text(table.reset_index(), 0.25, 8, float("nan"), 1, "smoke", 1)
+    text = sfs_tfs.claims_text(table.reset_index(), 0.25, 8, float("nan"), 1, "smoke", 1)
     assert "**supported**" in text and "**contradicted**" in text and "untestable" in text and "25% of 8" in text
 
 
 def test_tasks_with_too_little_train_data_are_marked_and_left_out_of_the_average():
     """On the committed cpu rows: MRNER-medicine (14 train items) is kept, marked, and out of the
     average, which is then the mean of the other seven tasks."""
-    from scd.config import get_config
-    from scd.io import project_path
-    from scd.tables import score_table, table1, thin_tasks
+    from scd.core.config import get_config
+    from scd.core.io import project_path
+    from scd.analysis.tables import score_table, table1, thin_tasks
 
     cfg = get_config("cpu", seeds=(0,), min_train_items=50)  # one of the committed seeds
     assert thin_tasks(cfg) == ["mrner_medicine"] and thin_tasks(cfg.replace(min_train_items=0)) == []

@@ -42,9 +42,9 @@ def test_decode_throughput_generates_exactly_the_fixed_number_of_tokens(smoke_cf
     """EOS is suppressed: every sequence gets the same new tokens, whatever the model would stop at."""
     import torch
 
-    from scd import deployment
-    from scd.models import load_model, load_tokenizer
-    from scd.pipeline import sft_stage
+    import deployment
+    from scd.train.models import load_model, load_tokenizer
+    from scd.stages.base_sft import sft_stage
 
     teacher = sft_stage(smoke_cfg, "teacher", "crade", 0)
     model, tok = load_model(teacher.best_path).eval(), load_tokenizer(teacher.best_path)

@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from scd import calibration
-from scd.pipeline import sft_stage
+from scd.run import calibration
+from scd.stages.base_sft import sft_stage
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,8 @@ def test_summary_gap_is_teacher_minus_student_on_the_dev_mean(grid):
 
 
 def test_cpu_profile_is_the_point_the_grid_chose():
-    from scd.config import get_config
-    from scd.store import stage_key
+    from scd.core.config import get_config
+    from scd.stages.store import stage_key
 
     cpu = get_config("cpu")
     assert cpu == get_config("cpu", **calibration.CHOSEN)

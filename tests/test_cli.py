@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from scd.cli import main
-from scd.config import get_config
+from scd.core.config import get_config
 
 
 def test_unknown_profile_key_and_range_fail_clearly():

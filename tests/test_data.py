@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from scd import datafiles
-from scd.data import TASKS, load_task
-from scd.datafiles import DataError
+from scd.data import files
+from scd.core.tasks import TASKS
+from scd.data.splits import load_task
+from scd.core.io import DataError
 
 # (train, dev, test): test = the official file; dev+train = pool minus test (JMMLU-Med: minus one duplicate)
 SIZES = {
@@ -74,7 +75,7 @@ def test_train_cap_is_counted(data_dir):
 
 
 def test_checksums_of_shared_data(data_dir):
-    assert set(datafiles.verify(data_dir)) == set(datafiles.SHA256)
+    assert set(files.verify(data_dir)) == set(files.SHA256)
 
 
 # ---------------------------------------------------------------- bad input
@@ -146,21 +147,22 @@ def test_ner_answer_not_a_list(data_dir, tmp_path):
 def test_checksum_mismatch(crade_copy):
     _rewrite(crade_copy / "jmed-llm/datasets/crade.csv", "disease", "Disease")
     with pytest.raises(DataError, match="checksum mismatch for .*crade.csv"):
-        datafiles.verify(crade_copy, ["jmed-llm/datasets/crade.csv"])
+        files.verify(crade_copy, ["jmed-llm/datasets/crade.csv"])
 
 
 def test_download_from_local_mirror_and_offline_failure(data_dir, tmp_path):
     mirror = lambda rel: (data_dir / rel).resolve().as_uri()  # noqa: E731 - stands in for the upstream URL
-    root = datafiles.download(tmp_path / "dl", url_for=mirror)
-    assert set(datafiles.verify(root)) == set(datafiles.SHA256)
-    assert datafiles.upstream_url("pubmedqa/data/ori_pqal.json").endswith(
+    root = files.download(tmp_path / "dl", url_for=mirror)
+    assert set(files.verify(root)) == set(files.SHA256)
+    assert files.upstream_url("pubmedqa/data/ori_pqal.json").endswith(
         "pubmedqa/pubmedqa/1cbae8e92f72f20c8d3747cbb3bf5bc53554d997/data/ori_pqal.json")
     with pytest.raises(DataError, match="could not download .*offline"):
-        datafiles.download(tmp_path / "offline", url_for=lambda rel: "http://127.0.0.1:9/" + rel, timeout=2)
+        files.download(tmp_path / "offline", url_for=lambda rel: "http://127.0.0.1:9/" + rel, timeout=2)
 
 
 def test_balanced_train_matches_the_test_label_mix_and_keeps_ids_unique():
-    from scd.data import DataError, balanced_train
+    from scd.core.io import DataError
+    from scd.data.sampling import balanced_train
 
     train = [{"id": f"t:{i}", "label": "A" if i < 8 else "B"} for i in range(10)]
     items, repeated = balanced_train(train, ["A", "B", "B", "A"], 6, seed=1)
@@ -173,7 +175,7 @@ def test_balanced_train_matches_the_test_label_mix_and_keeps_ids_unique():
 
 
 def test_balanced_sampling_of_a_real_task(data_dir):
-    from scd.data import load_splits
+    from scd.data.splits import load_splits
 
     crade = load_splits("crade", max_train=400, sampling="balanced")
     assert Counter(r["label"] for r in crade["train"]) == Counter(A=100, B=100, C=100, D=100)
@@ -182,8 +184,8 @@ def test_balanced_sampling_of_a_real_task(data_dir):
 
 
 def test_corpus_can_exclude_every_dev_and_test_passage(data_dir):
-    from scd.data import corpus_texts, eval_passages
-    from scd.report import passage_overlap
+    from scd.data.corpus import corpus_texts, eval_passages
+    from scd.analysis.data_report import passage_overlap
 
     banned = eval_passages()
     full, clean = corpus_texts(["crade", "pubmedqa"]), corpus_texts(["crade", "pubmedqa"], exclude_eval=True)

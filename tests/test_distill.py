@@ -7,16 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from scd.cache import load_targets
-from scd.distill import DistillTrainer, adaptive_weights, select_checkpoint
-from scd.encoding import PadCollator, encode
-from scd.methods import parse_method
-from scd.models import answer_logits, load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage, task_splits
-from scd.run_distill import cache_stage, distill_stage
-from scd.training import training_args
+from scd.kd.targets import load_targets
+from scd.kd.trainer import DistillTrainer, adaptive_weights, select_checkpoint
+from scd.data.encoding import PadCollator, encode
+from scd.core.methods import parse_method
+from scd.train.models import answer_logits, load_model, load_tokenizer
+from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
+from scd.stages.distill import cache_stage, distill_stage
+from scd.train.training import training_args
 
-from scd.methods import METHODS
+from scd.core.methods import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_kd_ce_and_weight_are_logged_and_make_the_loss(smoke_cfg, teacher, tmp_p
 
 
 def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):
-    from scd.cache import CacheMismatch
+    from scd.kd.targets import CacheMismatch
 
     targets, _ = cache_stage(smoke_cfg, teacher, "crade")
     with pytest.raises(CacheMismatch, match="tokenizer_hash"):
@@ -179,7 +179,7 @@ def test_cache_refuses_a_mismatched_build(smoke_cfg, teacher):
 
 def test_cache_parts_of_ranks_join_to_the_one_process_build(smoke_cfg, teacher):
     """What each of W ranks builds (every W-th item) joins to exactly the single-process cache."""
-    from scd.cache import CacheMismatch, build_targets, join_targets
+    from scd.kd.targets import CacheMismatch, build_targets, join_targets
 
     ckpt = teacher.trajectory[-1]
     tok, model = load_tokenizer(ckpt.path), load_model(ckpt.path)
@@ -198,8 +198,8 @@ def test_cache_parts_of_ranks_join_to_the_one_process_build(smoke_cfg, teacher):
 def test_stratified_probe_follows_the_train_label_mix(smoke_cfg):
     from collections import Counter
 
-    from scd.data import load_splits
-    from scd.run_distill import probe_records
+    from scd.data.splits import load_splits
+    from scd.stages.distill import probe_records
 
     train = load_splits("crade", max_train=400)["train"]
     cfg = smoke_cfg.replace(probe_size=40, probe_sampling="stratified")
@@ -213,9 +213,9 @@ def test_scd_probe_matches_dense_kl_for_a_sharp_teacher(smoke_cfg, teacher):
     """The smoke teacher made sharp (final norm × 60): its top-k holds nearly all the mass, so
     ``1 - sum p`` rounds to 0 on many rows; the cache's exact leftover keeps the SCD probe's
     KL(p_student || p_c) equal to the dense float64 value on the same buckets."""
-    from scd.cache import build_targets
-    from scd.distill import student_probe_kl
-    from scd.divergences import teacher_buckets
+    from scd.kd.targets import build_targets
+    from scd.kd.trainer import student_probe_kl
+    from scd.kd.divergences import teacher_buckets
 
     tok = load_tokenizer(teacher.best_path)
     sharp = load_model(teacher.best_path).eval()

@@ -3,7 +3,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from scd.divergences import (
+from scd.kd.divergences import (
     DIVERGENCES, answer_divergence, bucketize, forward_kl, get_divergence, jsd,
     reverse_kl, skew_forward_kl, skew_reverse_kl, teacher_buckets, total_variation,
 )
@@ -14,7 +14,7 @@ F64 = torch.float64
 
 def per_sample_divergence(name, logits, ids, logp, mask, **kw):
     """The training loss's KD term (``answer_divergence``) on dense [B, L, ...] test tensors:
-    answer positions gathered the way ``scd.models.answer_logits`` does."""
+    answer positions gathered the way ``scd.train.models.answer_logits`` does."""
     mask = mask.bool()
     return answer_divergence(name, logits[mask], ids[mask], logp[mask], mask, **kw)
 
@@ -255,8 +255,8 @@ def test_registry_names_every_divergence_and_its_config_fields():
     import dataclasses
     import inspect
 
-    from scd import methods
-    from scd.config import Config
+    from scd.core import methods
+    from scd.core.config import Config
 
     assert set(methods.DIVERGENCES) == set(DIVERGENCES)
     fields = {f.name for f in dataclasses.fields(Config)}
@@ -276,7 +276,7 @@ def test_exact_leftover_matches_dense_for_a_sharp_teacher(name):
     """A float32 teacher whose top-k holds all but ~1e-9 of the mass: ``1 - sum p`` rounds to 0,
     the exact leftover (``leftover_logmass``) does not, and every divergence then matches the
     dense float64 computation on the same buckets."""
-    from scd.models import leftover_logmass
+    from scd.train.models import leftover_logmass
 
     g = torch.Generator().manual_seed(0)
     V, k = 300, 8

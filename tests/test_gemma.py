@@ -15,8 +15,8 @@ pytest.importorskip(
 pytest.importorskip("gguf", reason='gguf reader not installed (pip install -e ".[gemma]")')
 
 from scd import gemma  # noqa: E402
-from scd.io import read_json  # noqa: E402
-from scd.models import answer_logits, load_model, load_tokenizer  # noqa: E402
+from scd.core.io import read_json  # noqa: E402
+from scd.train.models import answer_logits, load_model, load_tokenizer  # noqa: E402
 
 SENTENCE = "The capital of France is Paris. It is famous for the Eiffel Tower and its museums."
 
@@ -123,10 +123,10 @@ def test_clear_errors_without_package_or_with_transformers4(monkeypatch, tmp_pat
 
 def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatch):
     """The pipeline's gemma source: teacher converted once, student pruned and healed, one vocabulary."""
-    from scd.config import get_config
-    from scd.pipeline import base_model_stage
-    from scd.data import load_task
-    from scd.encoding import PadCollator, encode
+    from scd.core.config import get_config
+    from scd.stages.base_sft import base_model_stage
+    from scd.data.splits import load_task
+    from scd.data.encoding import PadCollator, encode
 
     monkeypatch.setenv("SCD_RUNS_DIR", str(tmp_path))
     cfg = get_config("gemma", tasks=("rrtnm",), corpus_tasks=("rrtnm",), heal_steps=4, heal_batch=2,

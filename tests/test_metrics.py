@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scd import entitylists
-from scd import metrics as m
+from scd.data import entitylists
+from scd.scoring import metrics as m
 
 
 # ---------------------------------------------------------------- parsing
@@ -258,7 +258,7 @@ def test_length_mismatch_and_other_errors():
 
 
 def test_partial_f1_upstream_reproduces_jmed_llms_code_quirk_included():
-    from scd.metrics import partial_f1, partial_f1_upstream
+    from scd.scoring.metrics import partial_f1, partial_f1_upstream
 
     assert partial_f1_upstream(["a", "b", "c"], ["a"]) == pytest.approx(1.5)  # above 1: every gold counts
     assert partial_f1(["a", "b", "c"], ["a"]) == pytest.approx(0.5)  # the definition: recall 1/3, precision 1
@@ -279,7 +279,7 @@ def test_upstream_ner_score_on_the_committed_rows_matches_the_issue_measurement(
     import numpy as np
     import pandas as pd
 
-    from scd.tables import upstream_credit
+    from scd.analysis.tables import upstream_credit
 
     repo = Path(__file__).resolve().parents[1]
 
@@ -296,8 +296,8 @@ def test_upstream_ner_score_on_the_committed_rows_matches_the_issue_measurement(
 
 
 def test_lenient_parse_keeps_the_complete_items_of_a_cut_list():
-    from scd.entitylists import parse_entities_lenient
-    from scd.metrics import score
+    from scd.data.entitylists import parse_entities_lenient
+    from scd.scoring.metrics import score
 
     assert parse_entities_lenient("['肝転移', '肝転移', '肝転") == ["肝転移"]  # looped and cut: deduplicated
     assert parse_entities_lenient("['a', \"b\", 'c") == ["a", "b"]
@@ -311,7 +311,7 @@ def test_lenient_parse_keeps_the_complete_items_of_a_cut_list():
 def test_a_list_is_cut_before_its_first_repeated_item():
     """``stop_at_repeat``'s cut: the list up to the first complete repeat, closed; nothing to cut
     in a list without repeats, a closed list, or text without a list."""
-    from scd.entitylists import cut_at_first_repeat, parse_entities
+    from scd.data.entitylists import cut_at_first_repeat, parse_entities
 
     assert cut_at_first_repeat("['腫瘤', '紅斑', '腫瘤', '腫瘤', '腫") == "['腫瘤', '紅斑']"
     assert parse_entities(cut_at_first_repeat("['a', 'b', 'a'")) == ["a", "b"]

@@ -6,10 +6,10 @@ import pytest
 import torch
 from tokenizers import processors
 
-from scd.encoding import encode
-from scd.models import count_params, leading_bos, load_model, load_tokenizer, tokenizer_hash
-from scd.pipeline import base_model_stage, sft_stage
-from scd.pretrain import WindowDataset
+from scd.data.encoding import encode
+from scd.train.models import count_params, leading_bos, load_model, load_tokenizer, tokenizer_hash
+from scd.stages.base_sft import base_model_stage, sft_stage
+from scd.train.pretrain import WindowDataset
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def bos_tok(smoke_cfg):
 
 
 def test_prompts_keep_the_tokenizers_bos_even_when_cut(smoke_cfg, bos_tok):
-    from scd.data import load_task
+    from scd.data.splits import load_task
 
     plain = load_tokenizer(base_model_stage(smoke_cfg, "teacher")[0])
     assert leading_bos(plain) is None and leading_bos(bos_tok) == bos_tok.bos_token_id

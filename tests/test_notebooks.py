@@ -6,8 +6,8 @@ import os
 import pandas as pd
 import pytest
 
-from scd.render import NotebookFailed, notebook_paths, run_notebooks
-from scd.reproduce import main_job
+from scd.run.render import NotebookFailed, notebook_paths, run_notebooks
+from scd.run.reproduce import main_job
 
 NOTEBOOKS = os.path.join(os.path.dirname(__file__), "..", "notebooks")
 
@@ -45,7 +45,7 @@ def test_a_failing_notebook_leaves_the_committed_one_untouched(tmp_path):
 
 
 def test_list_parameters_are_accepted_in_every_form():
-    from scd.notebook import setup
+    from scd.run.notebook import setup
 
     for value in ([1, 2], "[1, 2]", "1,2", (1, 2)):
         assert setup("smoke", seeds=value)[0].seeds == (1, 2)
@@ -70,7 +70,7 @@ def test_tables_have_the_right_shape_and_ranges(executed, smoke_cfg):
     eff = pd.read_csv(res / "efficiency.csv").set_index("model")
     assert eff.loc["student_sft", "ratio_vs_student_sft"] == 1.0 and (eff["train_s"] > 0).all()
     assert (executed[0] / "results" / "data_summary.csv").is_file()
-    from scd.ablations import variants
+    from scd.analysis.ablations import variants
 
     VARIANTS = variants(smoke_cfg)
 

@@ -2,7 +2,7 @@
 in a model's per-sample row format."""
 import pytest
 
-from scd.reference import lexicon_predictions, ngram_predictions, reference_rows
+from scd.scoring.reference import lexicon_predictions, ngram_predictions, reference_rows
 
 
 def _rec(i, prompt, answer, tag="t"):
@@ -22,7 +22,7 @@ def test_ngram_model_learns_a_separable_task_with_skewed_labels():
 
 
 def test_reference_rows_have_the_model_row_format_and_learn_crade(data_dir):
-    from scd.data import load_splits
+    from scd.data.splits import load_splits
 
     splits = load_splits("crade", max_train=1000)
     rows = reference_rows("crade", splits["train"], splits["test"])
@@ -36,8 +36,9 @@ def test_reference_rows_have_the_model_row_format_and_learn_crade(data_dir):
 def test_passage_disjoint_reference_drops_test_passages_and_crade_falls_to_chance(data_dir):
     """CRADE's train split holds its test passages (other terms asked about each): fitted without
     them, the n-gram model is at chance; a one-label train split gives NaN, not an error."""
-    from scd.data import load_splits, main_passage
-    from scd.reference import passage_disjoint, reference_scores
+    from scd.data.corpus import main_passage
+    from scd.data.splits import load_splits
+    from scd.scoring.reference import passage_disjoint, reference_scores
 
     splits = load_splits("crade", max_train=1000)
     disjoint = passage_disjoint(splits["train"], splits["test"])

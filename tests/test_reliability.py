@@ -12,12 +12,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scd.config import get_config
-from scd.data import TASKS, csv_record
-from scd.datafiles import DataError
-from scd.pipeline import base_model_stage
-from scd.records import DistillRecord, SFTRecord
-from scd.store import stage_dir, stage_key
+from scd.core.config import get_config
+from scd.core.tasks import TASKS
+from scd.data.benchmark import csv_record
+from scd.core.io import DataError
+from scd.stages.base_sft import base_model_stage
+from scd.core.records import DistillRecord, SFTRecord
+from scd.stages.store import stage_dir, stage_key
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,11 +103,11 @@ def test_sigkilled_distillation_resumes_without_redoing_stages(shared_base):
 
 
 def test_nonfinite_loss_names_step_and_samples(smoke_cfg):
-    from scd.models import load_model, load_tokenizer
-    from scd.encoding import PadCollator, encode
-    from scd.sft import AnswerOnlyTrainer
-    from scd.training import NonFiniteLoss, training_args
-    from scd.pipeline import task_splits
+    from scd.train.models import load_model, load_tokenizer
+    from scd.data.encoding import PadCollator, encode
+    from scd.train.sft import AnswerOnlyTrainer
+    from scd.train.training import NonFiniteLoss, training_args
+    from scd.stages.base_sft import task_splits
 
     path, _ = base_model_stage(smoke_cfg, "student")
     model, tok = load_model(path), load_tokenizer(path)
@@ -121,14 +122,14 @@ def test_nonfinite_loss_names_step_and_samples(smoke_cfg):
 
 
 def test_bad_configuration_fails_before_training(smoke_cfg):
-    from scd.run_distill import distill_stage
+    from scd.stages.distill import distill_stage
 
     with pytest.raises(ValueError, match="unknown method"):
         distill_stage(smoke_cfg, "kd", "crade", 0)
     with pytest.raises(ValueError, match="stage_epochs=0 out of range"):
         get_config("smoke", stage_epochs=0)
     with pytest.raises(ValueError, match="unknown task"):
-        from scd.data import get_task
+        from scd.core.tasks import get_task
 
         get_task("mednli")
 
@@ -163,8 +164,8 @@ def test_sigkilled_notebook_reproduction_resumes(smoke_cfg, data_dir, tmp_path):
     uninterrupted run (the session's own smoke stages, computed in another folder)."""
     import pandas as pd
 
-    from scd.render import notebook_paths
-    from scd.reproduce import run_all
+    from scd.run.render import notebook_paths
+    from scd.run.reproduce import run_all
 
     runs, res = tmp_path / "runs", tmp_path / "out" / "results"
     args = ["reproduce", "--profile", "smoke", "--out", str(tmp_path / "out")]
@@ -183,8 +184,8 @@ def test_sigkilled_notebook_reproduction_resumes(smoke_cfg, data_dir, tmp_path):
 def test_missing_teacher_checkpoint_is_named(smoke_cfg):
     import shutil
 
-    from scd.pipeline import sft_stage
-    from scd.run_distill import cache_stage
+    from scd.stages.base_sft import sft_stage
+    from scd.stages.distill import cache_stage
 
     cfg = smoke_cfg.replace(teacher_lr=7e-4)  # its own teacher run, so other tests keep theirs
     teacher = sft_stage(cfg, "teacher", "crade", 0)
@@ -194,7 +195,7 @@ def test_missing_teacher_checkpoint_is_named(smoke_cfg):
 
 
 def test_teacher_and_student_with_different_tokenizers_are_refused(smoke_cfg, monkeypatch):
-    import scd.run_distill as rd
+    import scd.stages.distill as rd
 
     real = rd.sft_stage
 
@@ -208,7 +209,7 @@ def test_teacher_and_student_with_different_tokenizers_are_refused(smoke_cfg, mo
 
 
 def test_duplicated_ids_are_refused():
-    from scd.data import check_disjoint
+    from scd.data.splits import check_disjoint
 
     rec = {"id": "crade/CRADE.csv:5", "question": "q1"}
     with pytest.raises(DataError, match="id 'crade/CRADE.csv:5' appears in train and dev"):

@@ -2,8 +2,8 @@
 import numpy as np
 import pandas as pd
 
-from scd import environment
-from scd.reproduction import committed_reference, compare, verdict
+from scd.core import environment
+from scd.run.compare import committed_reference, compare, verdict
 
 
 def cells(**values):
@@ -41,8 +41,8 @@ def test_in_place_never_shrinks_the_committed_results(tmp_path):
     import pandas as pd
     import pytest
 
-    from scd.config import get_config
-    from scd.reproduce import refuse_shrinking
+    from scd.core.config import get_config
+    from scd.run.reproduce import refuse_shrinking
 
     cfg = get_config("cpu", seeds=(0, 1, 2))
     (tmp_path / "cpu").mkdir()
@@ -59,8 +59,8 @@ def test_seeds_added_in_parts_give_the_tables_of_one_run(smoke_cfg, tmp_path):
     import pandas as pd
     import pytest
 
-    from scd.io import read_json
-    from scd.reproduce import run_all
+    from scd.core.io import read_json
+    from scd.run.reproduce import run_all
 
     quiet = lambda *_: None  # noqa: E731
     run_all(smoke_cfg.replace(seeds=(0,)), tmp_path / "parts", quiet)
@@ -82,8 +82,8 @@ def test_a_ner_setting_reruns_only_the_ner_tasks(smoke_cfg, tmp_path):
     import pandas as pd
     import pytest
 
-    from scd.io import read_json
-    from scd.reproduce import run_all
+    from scd.core.io import read_json
+    from scd.run.reproduce import run_all
 
     quiet = lambda *_: None  # noqa: E731
     both = smoke_cfg.replace(tasks=("crade", "nrner"))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from scd.config import STAGES, Config, ModelSpec, get_config
-from scd.records import BaseRecord, Checkpoint, RecordError, Scores, SFTRecord
-from scd.store import compute_or_load, stage_dir, stage_key
-from scd.tasks import get_task
+from scd.core.config import STAGES, Config, ModelSpec, get_config
+from scd.core.records import BaseRecord, Checkpoint, RecordError, Scores, SFTRecord
+from scd.stages.store import compute_or_load, stage_dir, stage_key
+from scd.core.tasks import get_task
 
 SCD = Path(__file__).resolve().parents[1] / "scd"
 
@@ -64,8 +64,8 @@ def test_every_field_declares_its_stages():
 
 
 def test_sft_and_distill_keys_cover_the_data_they_read(smoke_cfg):
-    from scd.pipeline import sft_stage
-    from scd.run_distill import distill_stage
+    from scd.stages.base_sft import sft_stage
+    from scd.stages.distill import distill_stage
 
     teacher = sft_stage(smoke_cfg, "teacher", "crade", 0)
     task = get_task("crade")
@@ -107,7 +107,7 @@ def test_records_round_trip_and_name_the_file_they_cannot_read(tmp_path):
 
 
 def test_config_imports_without_torch_or_the_data():
-    code = "import sys, scd.config; sys.exit(bool({'torch', 'sklearn', 'pandas'} & set(sys.modules)))"
+    code = "import sys, scd.core.config; sys.exit(bool({'torch', 'sklearn', 'pandas'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

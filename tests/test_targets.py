@@ -2,14 +2,14 @@
 import pandas as pd
 import pytest
 
-from scd import targets
-from scd.config import get_config
+from scd.analysis import signal
+from scd.core.config import get_config
 
 
 def test_chance_is_the_majority_share_for_choices_and_zero_for_ner():
-    assert targets.chance_level(pd.Series(["A", "B", "B", "C"]), "choice") == 0.5
-    assert targets.chance_level(pd.Series(["yes"] * 3 + ["no"]), "yesno") == 0.75
-    assert targets.chance_level(pd.Series(["['a']", "['b']"]), "ner") == 0.0
+    assert signal.chance_level(pd.Series(["A", "B", "B", "C"]), "choice") == 0.5
+    assert signal.chance_level(pd.Series(["yes"] * 3 + ["no"]), "yesno") == 0.75
+    assert signal.chance_level(pd.Series(["['a']", "['b']"]), "ner") == 0.0
 
 
 def _score(model, task, mean, lo, hi, diff=None):
@@ -32,13 +32,13 @@ def test_each_target_is_met_or_missed_by_its_own_rule(tmp_path):
         _score("train_reference", "crade", 0.75, 0.65, 0.85),
         _score("student_sft", "average", 0.30, 0.25, 0.35, diff=(-0.06, -0.09, -0.01)),
     ])
-    table = targets.target_table(cfg, scores, tmp_path).set_index(["target", "task"])
+    table = signal.target_table(cfg, scores, tmp_path).set_index(["target", "task"])
     above = table.xs("teacher above chance (95% interval)")
     assert above.threshold.to_dict() == {"crade": 0.25, "smdis": 0.5, "rrtnm": 0.5, "nrner": 0.0}
     assert above.met.to_dict() == {"crade": True, "smdis": True, "rrtnm": False, "nrner": False}
     count = table.loc[("teacher above chance on ≥ 3 of 4 tasks", "crade,smdis,rrtnm,nrner")]
     assert (count.value, count.met) == (2.0, False)
-    three = targets.target_table(cfg.replace(tasks=("crade", "rrtnm", "nrner")), scores, tmp_path)
+    three = signal.target_table(cfg.replace(tasks=("crade", "rrtnm", "nrner")), scores, tmp_path)
     assert "teacher above chance on ≥ 3 of 4 tasks" not in set(three.target)  # a count of three tasks says nothing
     ratio = table.loc[("teacher / train-split n-gram reference", "crade")]
     assert ratio.value == pytest.approx(0.8) and not ratio.met
@@ -46,5 +46,5 @@ def test_each_target_is_met_or_missed_by_its_own_rule(tmp_path):
     assert (gap.value, gap.lo, gap.hi) == pytest.approx((0.06, 0.01, 0.09)) and gap.met
     narrow = scores.assign(diff_lo=lambda f: f.diff_lo.where(f.model != "student_sft", -0.07),
                            diff_hi=lambda f: f.diff_hi.where(f.model != "student_sft", 0.01))
-    again = targets.target_table(cfg, narrow, tmp_path).set_index("task")
+    again = signal.target_table(cfg, narrow, tmp_path).set_index("task")
     assert not again.loc["average", "met"]  # a gap of 0.06 whose interval reaches 0 is not a gap

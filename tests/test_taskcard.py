@@ -1,4 +1,4 @@
-"""A task from the user's file (scd.taskcard, scd.domain): cards and rows checked with messages
+"""A task from the user's file (scd.data.cards, scd.api): cards and rows checked with messages
 that name the file and row, the generic path end to end on ``smoke``, and the same scores as the
 built-in task when it reads the built-in task's own data."""
 import json
@@ -6,10 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from scd import cli, domain, metrics
-from scd.data import load_task
-from scd.datafiles import DataError
-from scd.taskcard import card_from_dict, card_records, load_card, register_card, write_task_file
+from scd import cli
+from scd import api as domain
+from scd.scoring import metrics
+from scd.data.splits import load_task
+from scd.core.io import DataError
+from scd.core.cards import card_from_dict, load_card, register_card
+from scd.data.cards import card_records, write_task_file
 
 
 def _card(tmp_path, rows, fmt="jsonl", **keys):
@@ -138,7 +141,7 @@ def test_splits_made_by_the_seeded_stratified_rule(tmp_path):
 
 
 def test_token_f1_and_exact_match_by_hand():
-    from scd.freetext import text_tokens
+    from scd.scoring.freetext import text_tokens
 
     assert text_tokens("The Liver, left lobe!") == ["the", "liver", "left", "lobe"]
     assert text_tokens("肝臓 left") == ["肝", "臓", "left"]
@@ -174,8 +177,8 @@ def generic(smoke_cfg, tmp_path_factory):
 
 
 def test_generic_path_scores_equal_the_builtin_task(generic, smoke_cfg):
-    from scd.pipeline import sft_stage
-    from scd.run_distill import distill_stage
+    from scd.stages.base_sft import sft_stage
+    from scd.stages.distill import distill_stage
 
     runs = pd.read_csv(generic / "out" / "results" / "smoke" / "runs.csv").set_index("model")
     assert list(runs.index) == ["teacher_sft", "student_sft", "scd_aw"]
@@ -234,8 +237,8 @@ def test_the_building_blocks_example_runs_and_selects_as_the_pipeline(smoke_cfg,
     same base student with the same probe, so it follows the checkpoint the pipeline's SCD+AW did."""
     import runpy
 
-    from scd.io import project_path
-    from scd.run_distill import distill_stage
+    from scd.core.io import project_path
+    from scd.stages.distill import distill_stage
 
     example = runpy.run_path(str(project_path("examples") / "own_trainer_loop.py"))
     out = example["main"]("crade", str(tmp_path))
@@ -245,7 +248,7 @@ def test_the_building_blocks_example_runs_and_selects_as_the_pipeline(smoke_cfg,
 
 def test_cards_without_tasks_give_the_cards_tasks(tmp_path):
     """What notebooks 4-6 get from ``-p task_cards my.yaml`` alone: the card's task, not the profile's."""
-    from scd.config import get_config
+    from scd.core.config import get_config
 
     card = _card(tmp_path, ROWS, kind="choice", labels=["A", "B"], prompt="q", answer="a", id="id")
     assert get_config("smoke", task_cards=[str(card)]).tasks == ("t",)

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from scd.config import get_config
-from scd.data import load_task
-from scd.encoding import SHORT_ANSWER_RESERVE, encode, passage_focus
-from scd.tasks import QUOTED
-from scd.models import answer_logits, load_model, load_tokenizer
-from scd.pipeline import base_model_stage, sft_stage
-from scd.records import SFTRecord
-from scd.sft import SaveAtSteps, checkpoint_steps
+from scd.core.config import get_config
+from scd.data.splits import load_task
+from scd.data.encoding import SHORT_ANSWER_RESERVE, encode, passage_focus
+from scd.core.tasks import QUOTED
+from scd.train.models import answer_logits, load_model, load_tokenizer
+from scd.stages.base_sft import base_model_stage, sft_stage
+from scd.core.records import SFTRecord
+from scd.train.sft import SaveAtSteps, checkpoint_steps
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeyp
 def test_generation_stops_at_the_stop_string(smoke_cfg):
     """With ``stop`` a greedy continuation ends once the string has been written: a prefix of the
     unstopped continuation that ends within one token after the first occurrence."""
-    from scd.evaluate import generate
+    from scd.train.evaluate import generate
 
     path, _ = base_model_stage(smoke_cfg, "teacher")  # a base LM writes on; an SFT model stops after a letter
     tok, model = load_tokenizer(path), load_model(path)
@@ -182,7 +182,7 @@ def test_repeat_stop_ends_a_row_at_its_first_repeated_item(smoke_cfg):
     its list repeats a complete item, not while the repeat is still being written."""
     import torch
 
-    from scd.evaluate import RepeatStop
+    from scd.train.evaluate import RepeatStop
 
     path, _ = base_model_stage(smoke_cfg, "teacher")
     tok = load_tokenizer(path)
@@ -200,9 +200,9 @@ def test_a_one_step_run_moves_the_model_only_with_the_first_step_warmup(smoke_cf
     changed the student); ``warmup_from_first_step`` starts the warm-up above 0."""
     import torch
 
-    from scd.encoding import PadCollator
-    from scd.sft import AnswerOnlyTrainer
-    from scd.training import cosine_from_first_step, training_args
+    from scd.data.encoding import PadCollator
+    from scd.train.sft import AnswerOnlyTrainer
+    from scd.train.training import cosine_from_first_step, training_args
 
     cfg = smoke_cfg.replace(warmup_from_first_step=from_first_step)
     path, _ = base_model_stage(cfg, "student")

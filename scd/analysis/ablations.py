@@ -1,0 +1,88 @@
+"""Ablations around SCD+AW: the selection criterion's two terms, N, T and the KD divergence.
+
+The 2×2 factorial {CD order, SCD selection} × {fixed weight, AW} is part of the main run
+(``cd``, ``scd``, ``cd_aw``, ``scd_aw``). Each variant here changes one setting of the
+profile; N changes the teacher trajectory itself (a new teacher SFT), T changes the total
+number of distillation epochs (so it is compared with the default at its own cost).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scd.analysis.sfs_tfs import paired_difference
+from scd.analysis.export import results_dir
+
+if TYPE_CHECKING:
+    from scd.core.config import Config
+
+
+def variants(cfg: Config) -> dict[str, dict]:
+    """Variant label -> config overrides; labels name the values the run uses (from the config)."""
+    return {
+        "default": {},
+        "selection: KL(best||c) only": {"selection_terms": "best"},
+        "selection: KL(student||c) only": {"selection_terms": "student"},
+        "N = 2 checkpoints": {"n_checkpoints": 2},
+        "N = 4 checkpoints": {"n_checkpoints": 4},
+        "T = 2 epochs per stage": {"stage_epochs": 2},
+        "KD: reverse KL": {"divergence": "reverse_kl"},
+        f"KD: skew forward KL (α={cfg.skew_alpha:g})": {"divergence": "skew_forward_kl"},
+        f"KD: generalized JSD (β={cfg.jsd_beta:g})": {"divergence": "jsd"},
+    }
+
+
+def samples_path(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> Path:
+    """Per-item test rows of one ablation run, kept with the results so that effects can be
+    recomputed from results/ alone."""
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+    return results_dir(cfg, root) / "ablation_samples" / task / f"{method}-{slug}_seed{seed}.csv"
+
+
+def load(cfg: Config, tasks, root="results") -> pd.DataFrame:
+    """The ablation table for ``tasks`` and the config's seeds; one that lacks some of them is an
+    error that says how to compute them."""
+    path = results_dir(cfg, root) / "ablations.csv"
+    table = pd.read_csv(path) if path.is_file() else None
+    want = {(v, t, s) for v in variants(cfg) for t in tasks for s in cfg.seeds}
+    missing = want - (set(zip(table["variant"], table["task"], table["seed"])) if table is not None else set())
+    if missing:
+        raise FileNotFoundError(
+            f"{path} has no ablation runs for {sorted({(t, s) for _, t, s in missing})} (task, seed): run "
+            "`python -m scd reproduce` with those seeds, or give an empty results_dir to compute them there")
+    return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
+
+
+def summary(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
+    """Mean test score per variant (rows, in ``variants`` order) and task, plus their mean."""
+    wide = table.pivot_table(index="variant", columns="task", values="primary", aggfunc="mean")
+    wide["mean"] = wide.mean(axis=1)
+    return wide.loc[[v for v in variants(cfg) if v in wide.index]]
+
+
+def seed_list(cfg: Config) -> str:
+    return ",".join(map(str, cfg.seeds))
+
+
+def _credit(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> np.ndarray:
+    """Per-item test credit of a finished ablation run, in id order."""
+    rows = pd.read_csv(samples_path(cfg, root, variant, method, task, seed), dtype={"id": str})
+    return rows.sort_values("id")["correct"].to_numpy(float)
+
+
+def variant_effects(cfg: Config, tasks, method: str = "scd_aw", root="results", n_boot: int = 2000) -> pd.DataFrame:
+    """Each variant minus the default on the same test items and seeds: paired bootstrap interval."""
+    rows = []
+    for task in tasks:
+        base = np.stack([_credit(cfg, root, "default", method, task, s) for s in cfg.seeds])
+        for name in variants(cfg):
+            if name == "default":
+                continue
+            scores = np.stack([_credit(cfg, root, name, method, task, s) for s in cfg.seeds])
+            rows.append({"variant": name, "task": task, "seeds": seed_list(cfg), "score": scores.mean(),
+                         "default": base.mean()} | paired_difference(scores, base, n_boot=n_boot))
+    return pd.DataFrame(rows)

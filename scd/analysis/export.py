@@ -1,0 +1,96 @@
+"""Small, committed outputs of a profile's run, gathered from the heavy ``runs/`` folder.
+
+Notebooks read only these files, so a reader (or nbval in CI) renders every table and figure
+without the checkpoints; when they are missing for the requested tasks and seeds the
+notebook computes them first (compute-or-load).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from scd.core.io import read_json, write_csv
+from scd.core.methods import BASELINES, parse_method
+
+if TYPE_CHECKING:
+    from scd.core.config import Config
+
+
+def results_dir(cfg: Config, root: str | Path = "results") -> Path:
+    return Path(root) / cfg.profile
+
+
+def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "results") -> Path:
+    """Write runs.csv, per-sample test rows, trajectories, stage logs and weights (the config is
+    written by the caller, which knows every seed the folder ends up holding).
+
+    ``records``: the stage record of every row of ``runs``, by (model, task, seed)."""
+    out = results_dir(cfg, root)
+    trajectory, stages = [], []
+    for row in runs.itertuples():
+        record = records[(row.model, row.task, row.seed)]
+        write_csv(out / "samples" / row.task / f"{row.model}_seed{row.seed}.csv",
+                  pd.read_csv(Path(record.path) / "test.csv"))
+        ident = {"model": row.model, "task": row.task, "seed": row.seed}
+        if row.model in BASELINES:
+            trajectory += [ident | {"checkpoint": t.checkpoint, "step": t.step, "epoch": t.epoch,
+                                    "dev_primary": t.dev.primary, "dev_selection": t.dev.selection,
+                                    "dev_gold_loss": t.dev.gold_loss,
+                                    "best": t.checkpoint == record.best} for t in record.trajectory]
+            continue
+        stages += [ident | {"stage": s.stage, "checkpoint": s.checkpoint, "checkpoint_index": s.checkpoint_index,
+                            "candidate_scores": json.dumps(s.candidate_scores),
+                            "kl_from_best": json.dumps(s.kl_from_best), "select_s": s.select_s,
+                            "train_s": s.train_s, "eval_s": s.eval_s, "steps": s.steps, "train_loss": s.train_loss,
+                            "dev_primary": s.dev.primary, "dev_selection": s.dev.selection,
+                            "best": f"stage{s.stage}" == record.best,
+                            **{f"w_{k}": v for k, v in s.weights.items()}} for s in record.stages]
+        if parse_method(row.model).weighting == "aw":
+            weights = read_json(Path(record.path) / "weights.json")
+            write_csv(out / "weights" / row.task / f"{row.model}_seed{row.seed}.csv",
+                      pd.DataFrame({"id": list(weights), "w": list(weights.values())}))
+    write_csv(out / "runs.csv", runs)
+    write_csv(out / "trajectory.csv", pd.DataFrame(trajectory))
+    write_csv(out / "stages.csv", pd.DataFrame(stages))
+    return out
+
+
+def has_results(cfg: Config, root: str | Path = "results") -> bool:
+    path = results_dir(cfg, root) / "runs.csv"
+    if not path.is_file():
+        return False
+    runs = pd.read_csv(path)
+    wanted = {(m, t, s) for m in cfg.models for t in cfg.tasks for s in cfg.seeds}
+    return wanted <= set(zip(runs["model"], runs["task"], runs["seed"]))
+
+
+def load_runs(cfg: Config, root: str | Path = "results") -> pd.DataFrame:
+    runs = pd.read_csv(results_dir(cfg, root) / "runs.csv")
+    return runs[runs["task"].isin(cfg.tasks) & runs["seed"].isin(cfg.seeds)].reset_index(drop=True)
+
+
+def load_table(cfg: Config, name: str, root: str | Path = "results") -> pd.DataFrame:
+    """The rows of this config's tasks and seeds; tables that do not depend on the seed (prompt
+    cuts, the train-split reference) have no seed column and are filtered by task only."""
+    frame = pd.read_csv(results_dir(cfg, root) / f"{name}.csv")
+    keep = frame["task"].isin(cfg.tasks)
+    if "seed" in frame.columns:
+        keep &= frame["seed"].isin(cfg.seeds)
+    return frame[keep].reset_index(drop=True)
+
+
+def load_samples(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:
+    return pd.read_csv(results_dir(cfg, root) / "samples" / task / f"{model}_seed{seed}.csv")
+
+
+def reference_path(cfg: Config, task: str, root: str | Path = "results") -> Path:
+    """Per-sample test rows of the train-split reference (``scd.scoring.reference``); one per task, as it
+    does not depend on the run seed."""
+    return results_dir(cfg, root) / "samples" / task / "train_reference.csv"
+
+
+def load_weights(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:
+    return pd.read_csv(results_dir(cfg, root) / "weights" / task / f"{model}_seed{seed}.csv")

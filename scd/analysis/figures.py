@@ -1,0 +1,182 @@
+"""Figures for the notebooks: each takes plain DataFrames and returns a matplotlib Figure;
+``save`` writes PNG and PDF under ``figures/``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from scd.core.methods import in_order
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, name: str, out_dir: str | Path | None) -> list[Path]:
+    """PNG and PDF in ``out_dir``; None saves nothing (a notebook read, not a run that makes figures)."""
+    if out_dir is None:
+        return []
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    for path in paths:
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        meta = {"CreationDate": None} if path.suffix == ".pdf" else {}  # byte-stable reruns
+        fig.savefig(tmp, dpi=150, bbox_inches="tight", metadata=meta)
+        tmp.replace(path)
+    return paths
+
+
+def label_balance(summary: pd.DataFrame):
+    rows = []
+    for r in summary.itertuples():
+        counts = dict(item.split(":") for item in r.labels.split())
+        total = sum(int(v) for v in counts.values())
+        rows += [{"task": r.task, "split": r.split, "label": k, "share": int(v) / total} for k, v in counts.items()]
+    frame = pd.DataFrame(rows)
+    grid = sns.catplot(frame, x="split", y="share", hue="label", col="task", col_wrap=4, kind="bar", height=2.4,
+                       sharey=True, legend_out=True)
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+def pretraining_curves(base: dict):
+    """Loss curves of the base LMs trained here (scratch pretraining, or healing a pruned student);
+    a model loaded pretrained has none and is listed in the legend only."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for role, info in base.items():
+        label = f"{role} ({info['params'] / 1e6:.1f}M params)"
+        curve = info.get("loss_curve")
+        if not curve:
+            ax.plot([], [], label=label + ", loaded pretrained")
+            continue
+        ax.plot(np.linspace(0, info["tokens"] / 1e6, len(curve)), curve, label=label)
+    ax.set(xlabel="tokens seen (M)", ylabel="LM loss", title="Base-LM training on train-split text")
+    ax.legend()
+    return fig
+
+
+def trajectory(traj: pd.DataFrame):
+    """Dev score by SFT epoch: the chance-corrected selection score where the results hold it (dev
+    keeps the pools' skew, so dev accuracy rewards the majority label; older results: accuracy)."""
+    y = "dev_selection" if "dev_selection" in traj else "dev_primary"
+    grid = sns.relplot(traj, x="epoch", y=y, hue="model", col="task", col_wrap=4, kind="line",
+                       marker="o", height=2.4, errorbar=("ci", 95), seed=0)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("SFT epoch", "dev score\n(kappa or F1)" if y == "dev_selection" else "dev score")
+    return grid.figure
+
+
+def selections(stages: pd.DataFrame):
+    """The checkpoint each stage followed: one dot per seed (a mean of indices is no checkpoint)."""
+    frame = stages[stages["model"].isin(["cd", "scd", "scd_aw"])].reset_index(drop=True)
+    n = int(frame["checkpoint_index"].max()) + 1
+    grid = sns.catplot(frame, x="stage", y="checkpoint_index", hue="model", hue_order=in_order(frame["model"]),
+                       col="task", col_wrap=4, kind="swarm", height=2.4, dodge=True, size=4)
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("distillation stage", "checkpoint")
+    grid.set(yticks=range(n), yticklabels=[f"ckpt{i}" for i in range(n)], ylim=(-0.5, n - 0.5))
+    grid.figure.subplots_adjust(hspace=0.5)
+    return grid.figure
+
+
+def weight_distributions(weights: pd.DataFrame):
+    weights = weights.reset_index(drop=True)
+    grid = sns.displot(weights, x="w", col="task", col_wrap=4, bins=30, height=2.4, facet_kws={"sharey": False})
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("AW weight on KD", "samples")
+    return grid.figure
+
+
+def method_bars(table: pd.DataFrame):
+    """Mean test score with 95% intervals per method (rows: model, mean, lo, hi)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    order = in_order(table["model"])
+    t = table.set_index("model").loc[order]
+    ax.bar(order, t["mean"], yerr=[t["mean"] - t["lo"], t["hi"] - t["mean"]], capsize=3,
+           color=sns.color_palette("deep", len(order)))
+    ax.set(xlabel="model", ylabel="average test score", title="Average over tasks (95% bootstrap interval)")
+    ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+    return fig
+
+
+def subdomain_bars(scores: pd.DataFrame):
+    scores = scores.reset_index(drop=True)  # concatenated per task/seed: seaborn needs a unique index
+    order = in_order(scores["model"])
+    grid = sns.catplot(scores, x="model", y="score", hue="domain", col="task", col_wrap=4, kind="bar", height=2.6,
+                       order=order, errorbar=("ci", 95), seed=0)
+    grid.set_titles("{col_name}")
+    bottom = grid.axes.flat[-min(4, len(grid.axes.flat)):]
+    for ax in grid.axes.flat:  # every panel names its bars (shared x axes would hide the upper rows' names)
+        ax.tick_params(labelbottom=True)
+        ax.set_xticks(range(len(order)), order, rotation=60, ha="right")
+        ax.set_xlabel("model" if ax in bottom else "")
+    grid.set_ylabels("test score\n(mean over seeds)")
+    grid.figure.subplots_adjust(hspace=0.9)
+    return grid.figure
+
+
+def margin_scatter(frame: pd.DataFrame):
+    frame = frame.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    sns.scatterplot(frame, x="predicted_margin", y="achieved_margin", hue="task", ax=ax)
+    lim = [min(frame[["predicted_margin", "achieved_margin"]].min()), max(frame[["predicted_margin", "achieved_margin"]].max())]
+    ax.plot(lim, lim, color="grey", lw=0.8, ls="--")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set(xlabel="SFT margin R_T − R_S (0/1 error)", ylabel="distilled − teacher (test score)")
+    return fig
+
+
+def timing_bars(frame: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    sns.barplot(frame, x="model", y="train_s", order=in_order(frame["model"]), ax=ax,
+                errorbar=None, estimator="sum")
+    ax.set(ylabel="training seconds (all tasks)", title="Training cost per method")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
+
+
+def benchmark_bars(training: pd.DataFrame):
+    """Step time of each trainer relative to student SFT, measured in one benchmark run."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.barh(training["trainer"], training["step_ratio_vs_sft"], color=sns.color_palette("deep", len(training)))
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.axvline(1.2, color="red", lw=0.8, ls=":", label="target for cached SCD+AW (1.2×)")
+    ax.set(xlabel="step time / student-SFT step time", title="Distillation cost (benchmarks/bench_distill.py)")
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    return fig
+
+
+def calibration(grid: pd.DataFrame):
+    """Dev selection score per task for every calibration point: teachers, students, reference."""
+    frame = grid.assign(point=grid.role + ": " + grid.model.astype(str) + ", " + grid.sampling + ", "
+                        + grid.max_train.astype("Int64").astype(str) + " train")
+    order = sorted(frame.point.unique(), key=lambda p: ({"teacher": 0, "student": 1}.get(p.split(":")[0], 2), p))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    sns.barplot(frame, x="task", y="dev_selection", hue="point", hue_order=order, ax=ax)
+    ax.set_xlabel("task (dev split)")
+    ax.set_ylabel("dev selection score\n(kappa; partial F1 for NER)")
+    ax.axhline(0, color="black", lw=0.8)
+    ax.legend(title="calibration point", fontsize=8, title_fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_title("cpu profile calibration, seed 0, scored on dev")
+    return fig
+
+
+def deployment_ratios(ratios: pd.DataFrame):
+    """How much cheaper the student is than the teacher for the same work (``deployment``):
+    one bar per measure, batch and length; 1 = as fast as the teacher."""
+    rows = ratios.dropna(subset=["student_advantage"])
+    rows = rows[rows.measure != "parameters"]
+    label = rows.apply(lambda r: r.measure.split(" (")[0] + (f", batch {int(r.batch)}" if pd.notna(r.batch) else "")
+                       + (f", {int(r.length)} tok" if pd.notna(r.length) else ""), axis=1)
+    fig, ax = plt.subplots(figsize=(6.4, 0.32 * len(rows) + 1.2))
+    ax.barh(label, rows["student_advantage"], color=sns.color_palette("deep", 1)[0])
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set(xscale="log", xlabel="student advantage (teacher cost / student cost, log scale)",
+           title="Inference: student vs teacher, same work")
+    ax.invert_yaxis()
+    return fig

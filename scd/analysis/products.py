@@ -1,0 +1,120 @@
+"""Every derived table of a results folder, computed from its per-sample rows by one function each.
+
+The pipeline (``run-all``) writes them; notebooks call the same functions to display them and
+never write; the reproduction report recomputes them from the committed rows to compare like
+with like. So a table exists in exactly one place in the code.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from scd.analysis import ablations
+from scd.analysis import sfs_tfs
+from scd.analysis import tables
+from scd.analysis import signal
+from scd.core.io import write_table
+from scd.analysis.export import load_runs, load_samples, results_dir
+from scd.core.tasks import get_task
+
+if TYPE_CHECKING:
+    from scd.core.config import Config
+
+
+def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
+    """The SFS/TFS analysis of notebook 6: the decomposition identity per task, seed and risk, the
+    subset scores, the sub-task view, the margin prediction and the claims with their verdicts."""
+    rows, scores, splits, samples = [], [], {}, {}
+    headline = "scd_aw" if "scd_aw" in cfg.methods else cfg.methods[0]
+    for task in cfg.tasks:
+        for seed in cfg.seeds:
+            frames = {m: load_samples(cfg, task, m, seed, root) for m in cfg.models}
+            samples[(task, seed)] = frames
+            for risk in sfs_tfs.RISKS:
+                split = sfs_tfs.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
+                rows.append({"task": task, "seed": seed, "risk": risk} | sfs_tfs.decomposition(split))
+                if risk == "error":
+                    splits[(task, seed)] = split
+                    scores.append(sfs_tfs.subdomain_scores(split, frames).assign(task=task, seed=seed))
+    decomp = pd.DataFrame(rows)
+    views = []
+    for task in cfg.tasks:
+        pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", headline)}
+        views.append(sfs_tfs.subtask_view(pooled["teacher_sft"], {headline: pooled[headline]}).assign(task=task))
+    view = pd.concat(views, ignore_index=True)
+    runs = load_runs(cfg, root).set_index(["task", "seed", "model"])["primary"]
+    margin = decomp[decomp.risk == "error"][["task", "seed", "gap"]].rename(columns={"gap": "predicted_margin"})
+    margin["achieved_margin"] = [runs[(t, s, headline)] - runs[(t, s, "teacher_sft")]
+                                 for t, s in zip(margin.task, margin.seed)]
+    margin = margin.reset_index(drop=True)
+    rho = margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
+    thin = set(tables.thin_tasks(cfg))  # as in Table 1's average: tasks with too little train data stay out
+    claims = sfs_tfs.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
+                                  {k: v for k, v in splits.items() if k[0] not in thin})
+    text = sfs_tfs.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
+                                len(cfg.seeds))
+    return {"decomposition": decomp, "scores": pd.concat(scores, ignore_index=True), "subtask_view": view,
+            "margin": margin, "rho": rho, "sign_agreement": ((margin.predicted_margin > 0)
+                                                            == (margin.achieved_margin > 0)).mean(),
+            "claims": claims, "claims_text": text}
+
+
+def table1_upstream_ner(cfg: Config, root) -> pd.DataFrame | None:
+    """Table 1 with the NER tasks scored by JMED-LLM's own code (``metrics.partial_f1_upstream``):
+    the version comparable with the paper's numbers; None when the run has no NER task."""
+    if not any(get_task(t).kind == "ner" for t in cfg.tasks):
+        return None
+    return tables.table1(tables.score_table(cfg, root=root, ner="upstream"))
+
+
+NER_PARSE = {"partial_f1": "strict F1", "n_unparsed": "strict unparsed", "partial_f1_lenient": "lenient F1",
+             "n_unparsed_lenient": "lenient unparsed", "n_repeat_cut": "ended at a repeat"}
+
+
+def ner_parses(runs: pd.DataFrame) -> pd.DataFrame | None:
+    """How the NER lists were read, per model and task (test, mean over seeds): partial F1 and
+    unparsed count by the strict parse (primary, as JMED-LLM scores) and by the lenient one that
+    keeps the complete items of a cut list, and how many lists ended at a repeated item (config
+    ``stop_at_repeat``), to 3 decimals; None when the run has no NER task."""
+    ner = runs[[get_task(t).kind == "ner" for t in runs["task"]]]
+    if ner.empty:
+        return None
+    cols = [c for c in NER_PARSE if c in ner]
+    table = ner.groupby(["task", "model"], sort=False)[cols].mean().round(3).reset_index()  # in the runs' order
+    return table.rename(columns=NER_PARSE)
+
+
+def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
+    """Training and selection seconds per model, summed over tasks and seeds, against student SFT."""
+    cost = runs.groupby("model")[["train_s", "select_s"]].sum()
+    cost["ratio_vs_student_sft"] = cost["train_s"] / cost.loc["student_sft", "train_s"]
+    cost["selection_share"] = cost["select_s"] / cost["train_s"]
+    return cost.reset_index()
+
+
+def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
+    """Write every derived table of ``results/<profile>/`` (after the stages have been exported)."""
+    out = results_dir(cfg, root)
+    scores = tables.score_table(cfg, root=root)
+    paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
+    signal = signal.target_table(cfg, scores, root)
+    if len(signal):
+        paths += write_table(out / "targets", signal)
+    upstream = table1_upstream_ner(cfg, root)
+    if upstream is not None:
+        paths += write_table(out / "table1_ci_upstream_ner", upstream)
+    sub = sfs_tfs(cfg, root)
+    for name in ("decomposition", "scores", "subtask_view", "claims"):
+        paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
+    runs = load_runs(cfg, root)
+    paths += write_table(out / "efficiency", efficiency(runs))
+    parses = ner_parses(runs)
+    if parses is not None:
+        paths += write_table(out / "ner_parses", parses)
+    if ablation_tasks:
+        abl = ablations.load(cfg, ablation_tasks, root)
+        paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())
+        paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, root=root))
+    return paths

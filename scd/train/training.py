@@ -1,0 +1,85 @@
+"""What every trainer of the package shares: ``transformers.TrainingArguments`` built from the
+config (AdamW (0.9, 0.95), clip, cosine with warm-up, as in the paper), a per-batch-mean loss
+base class, the non-finite-loss guard and resumption from the newest complete checkpoint."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from transformers import Trainer, TrainingArguments
+
+from scd.core import ranks
+from scd.core.io import quiet
+
+if TYPE_CHECKING:
+    from scd.core.config import Config
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class MeanLossTrainer(Trainer):
+    """Base of our trainers: ``compute_loss`` returns a per-batch mean, so the Trainer must
+    scale it for gradient accumulation itself (it skips that when it believes the model
+    consumes ``num_items_in_batch``, which it infers from ``forward(**kwargs)``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model_accepts_loss_kwargs = False
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """With ``warmup_from_first_step`` the cosine warm-up gives step 1 a learning rate
+        ``peak/(w+1)`` instead of 0 (transformers' warm-up starts at 0, so a stage of one
+        optimiser step would not move the model at all)."""
+        if self.lr_scheduler is None and getattr(self.args, "warmup_from_first_step", False):
+            warm = self.args.get_warmup_steps(num_training_steps)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer or self.optimizer, lambda step: cosine_from_first_step(step, warm, num_training_steps))
+            self._created_lr_scheduler = True
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+def cosine_from_first_step(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps that starts above 0, then cosine to 0."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def check_finite(loss: torch.Tensor, step: int, sample_ids) -> None:
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLoss(f"non-finite loss {loss.detach().tolist()} at step {step} on samples {sample_ids}; "
+                            "the last saved checkpoint is kept")
+
+
+def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int, **extra) -> TrainingArguments:
+    """``cfg.batch_size`` is the global batch: under ``accelerate launch`` every optimiser step still
+    takes the same ``batch_size`` samples in the same order, each rank a 1/W share of them
+    (``split_batches``), so step counts, checkpoint steps and the sampler's length groups do not
+    depend on the number of processes."""
+    ranks.check_global_batch(cfg.batch_size)
+    kwargs = dict(
+        output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs,
+        learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
+        adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
+        save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
+        remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
+        disable_tqdm=quiet(),
+        use_cpu=not torch.cuda.is_available(), ddp_timeout=int(ranks.WAIT_HOURS * 3600),
+        accelerator_config={"split_batches": ranks.world_size() > 1},
+    )
+    if cfg.gradient_checkpointing:  # named only when on: transformers 5.24 warns on every use of the name
+        kwargs["gradient_checkpointing"] = True
+    kwargs.update(extra)
+    args = TrainingArguments(**kwargs)
+    args.warmup_from_first_step = cfg.warmup_from_first_step  # read by MeanLossTrainer.create_scheduler
+    return args
+
+
+def last_checkpoint(out_dir: Path) -> Path | None:
+    """Newest complete checkpoint (Trainer writes trainer_state.json last)."""
+    done = [p for p in Path(out_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
