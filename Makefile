@@ -9,7 +9,7 @@ override SCD_DATA_DIR := $(abspath $(or $(SCD_DATA_DIR),$(CURDIR)/../shared/data
 PROFILE ?= cpu
 export SCD_DATA_DIR
 
-.PHONY: venv reproduce notebooks test summary clean bench
+.PHONY: venv reproduce notebooks test test-fast summary clean bench
 
 $(BIN)/.installed: pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null || \
@@ -34,6 +34,10 @@ notebooks: venv
 ## test: the whole test suite (what CI runs)
 test: venv
 	$(BIN)/python -m pytest -q tests notebooks --nbval-lax; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
+
+## test-fast: the unit tests that train nothing (under two minutes; the inner loop while editing)
+test-fast: venv
+	$(BIN)/python -m pytest -q tests -m "not slow"
 
 summary: venv
 	$(BIN)/python -m scd data-summary

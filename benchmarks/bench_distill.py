@@ -20,11 +20,14 @@ import psutil
 import torch
 from transformers import TrainerCallback
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # deployment.py beside this script
+
+import deployment  # noqa: E402
 from scd.kd.targets import build_targets, bytes_per_token
 from scd.core.config import get_config
-from scd.kd.trainer import DistillTrainer, sample_weights, student_probe_kl
+from scd.kd.policies import student_probe_kl
+from scd.kd.trainer import DistillTrainer, sample_weights
 from scd.data.encoding import PadCollator, encode
-import deployment
 from scd.train.evaluate import gold_losses, new_token_budget
 from scd.core.io import project_path, write_table
 from scd.core.methods import parse_method

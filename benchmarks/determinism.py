@@ -1,5 +1,5 @@
 """Is a CPU stage bitwise repeatable, and what breaks it? Two fresh runs of the first steps of a
-base-LM pretraining (the stage where the issue-14 drift first appeared), per thread count.
+base-LM pretraining (the first stage where results can drift between machines), per thread count.
 
 Each run builds the profile's tokenizer (once, shared) and base LM in a fresh runs folder and
 trains it with the profile's full schedule, stopped after ``--steps`` optimiser steps, so its
@@ -21,7 +21,17 @@ from transformers import TrainerCallback
 from scd.core import environment
 from scd.core.config import get_config
 from scd.core.io import project_path, read_json, write_json
-from scd.launch import fingerprint
+
+
+def fingerprint(model) -> dict:
+    """SHA-256 of the weights' names and float32 bytes (first 16 hex digits), as the launch harness computes it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, p in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return {"sha256": digest.hexdigest()[:16]}
 
 
 class StopAt(TrainerCallback):

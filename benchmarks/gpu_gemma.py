@@ -7,7 +7,7 @@ a run stopped at its limit still reports what it finished. Runs on CPU too (slow
 how it is tested: ``--set`` shrinks the profile.
 
     python benchmarks/gpu_gemma.py --task nrner --out results/gpu --budget-s 420
-    # the teacher comparison on a CPU, capped (README "Real LLMs")
+    # the teacher comparison on a CPU, capped (docs/results.md)
     python benchmarks/gpu_gemma.py --task nrner --teacher-only --out results/gemma_cpu \
         --set max_train=200 --set teacher_epochs=2 --set n_checkpoints=2 --set teacher_lr=5e-5
 """

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from scd.kd.targets import build_targets
 from scd.core.config import get_config
-from scd.kd.trainer import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
+from scd.kd.policies import dense_probe_kl, probe_scores, student_probe_kl
+from scd.kd.trainer import DistillTrainer, sample_weights
 from scd.data.encoding import PadCollator, encode
 from scd.train.evaluate import evaluate, gold_losses, new_token_budget
 from scd.core.methods import parse_method
@@ -53,7 +54,8 @@ def main(task: str = "crade", out: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for stage in range(len(checkpoints)):
             kl_student = student_probe_kl(student, tok, probe, targets, cfg, cfg.temperature)
-            chosen = select_checkpoint("scd", stage, best, [b + s for b, s in zip(kl_best, kl_student)])
+            scores = probe_scores(cfg.selection_terms, kl_best, kl_student)  # KL(p_best‖p_c) + KL(p_student‖p_c)
+            chosen = method.policy.choose(stage, best, scores, len(targets))  # SCD: the lowest score
             weights = sample_weights(method, cfg.alpha, anchor, targets[chosen])  # 4. AW, per item
             args = training_args(Path(out or tmp) / f"stage{stage}", cfg, cfg.distill_lr, cfg.stage_epochs, seed=stage)
             DistillTrainer(model=student, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),

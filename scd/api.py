@@ -21,7 +21,7 @@ import pandas as pd
 
 from scd.core.config import Config, get_config
 from scd.core.io import user_path
-from scd.core.methods import METHODS
+from scd.core.methods import METHODS, is_baseline, sft_role
 from scd.core.cards import card_from_dict, load_card
 
 
@@ -81,7 +81,7 @@ def against_builtin(result: DomainRun, task: str, card_task: str | None = None) 
     rows = []
     for seed in cfg.seeds:
         for model in cfg.models:
-            record = (sft_stage(cfg, model[: -len("_sft")], task, seed) if model.endswith("_sft")
+            record = (sft_stage(cfg, sft_role(model), task, seed) if is_baseline(model)
                       else distill_stage(cfg, model, task, seed))
             mine = runs[(runs.model == model) & (runs.seed == seed)].iloc[0]
             rows.append({"model": model, "seed": seed, "task file": mine.primary, f"built-in {task}": record.test.primary,

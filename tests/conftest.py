@@ -59,3 +59,15 @@ def pytest_sessionfinish(session, exitstatus):
         print("\nthe test suite changed the working tree (tests must write to temporary folders):\n  "
               + "\n  ".join(new))
         session.exitstatus = 1
+
+
+# Fixtures whose tests train or run the package end to end; with them, a test is marked slow and
+# left out of `make test-fast` (the whole suite, `make test`, runs everything).
+TRAINING_FIXTURES = {"runs_dir", "clone", "converted"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())) or item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+

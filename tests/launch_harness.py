@@ -1,6 +1,6 @@
-"""One training run inside whatever process group ``accelerate launch`` created.
+"""Test harness: one training run inside whatever process group ``accelerate launch`` created.
 
-    accelerate launch [--config_file configs/accelerate/ddp.yaml] -m scd.launch \\
+    accelerate launch --cpu --num_processes 2 tests/launch_harness.py \\
         --profile smoke --task crade --mode distill --method scd_aw --steps 4 --global-batch 4 --out losses.json
 
 It builds the run from the package's own stages, trainers and loss (unchanged), then

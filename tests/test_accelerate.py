@@ -1,7 +1,7 @@
 """Training under ``accelerate launch``: 2 processes (DDP, gloo on CPU) give the same per-step
 losses, gradient norms and final weights as 1 process on the same global batches.
 
-The preparatory stages are built here, in-process, before launching; ``scd.launch`` then only
+The preparatory stages are built here, in-process, before launching; ``tests/launch_harness.py`` then only
 loads them. Two launcher details matter on a CPU-only host:
 * ``accelerate launch --cpu --num_processes 2`` does *not* start two processes: without
   ``--mpirun_hostfile`` accelerate's CPU launcher runs one plain process (world size 1, the test
@@ -33,13 +33,16 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def prepared(smoke_cfg, runs_dir):
-    from scd.launch import prepare
+    from launch_harness import prepare
 
     start = time.time()
     prepare(smoke_cfg, "distill", "student", "scd_aw", "crade", 0)
     prepare(smoke_cfg, "sft", "student", "scd_aw", "crade", 0)
     print(f"\npreparatory stages: {time.time() - start:.1f}s")
     return runs_dir
+
+
+HARNESS = str(Path(__file__).with_name("launch_harness.py"))
 
 
 def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: Path, timeout: int,
@@ -50,14 +53,14 @@ def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: P
     launcher = ["--cpu"] if n == 1 else ["--multi_gpu"]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()), "-m", *module_args]
+           "--main_process_ip", "127.0.0.1", "--main_process_port", str(free_port()), *module_args]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n--- output tail ---\n{(proc.stdout + proc.stderr)[-4000:]}"
 
 
 def launch(n: int, mode: str, out: Path, runs_dir: Path) -> dict:
     start = time.time()
-    accelerate_launch(n, ["scd.launch", "--profile", "smoke", "--task", "crade", "--mode", mode, "--method", "scd_aw",
+    accelerate_launch(n, [HARNESS, "--profile", "smoke", "--task", "crade", "--mode", mode, "--method", "scd_aw",
                           "--steps", str(STEPS), "--global-batch", str(GLOBAL_BATCH), "--threads", "1",
                           "--out", str(out)], runs_dir, out.parent, timeout=300)
     result = read_json(out)
@@ -121,7 +124,7 @@ def test_pipeline_under_two_processes_matches_one(smoke_cfg, runs_dir, tmp_path)
     one = distill_stage(smoke_cfg, "scd_aw", "crade", 0)
     runs_two = tmp_path / "runs"
     start = time.time()
-    accelerate_launch(2, ["scd", "distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw",
+    accelerate_launch(2, ["-m", "scd", "distill", "--profile", "smoke", "--task", "crade", "--method", "scd_aw",
                           "--seed", "0"], runs_two, tmp_path, timeout=900)
     print(f"\npipeline x2: {time.time() - start:.1f}s wall")
 
@@ -185,7 +188,7 @@ def test_evaluation_shared_by_two_processes_gives_the_same_rows(smoke_cfg, runs_
     out = {}
     for n in (1, 2):
         env = {"ACCELERATE_USE_FSDP": "true", "FSDP_CPU_RAM_EFFICIENT_LOADING": "true"} if n == 2 else {}
-        accelerate_launch(n, ["scd.launch", "--profile", "smoke", "--task", "crade", "--mode", "evaluate",
+        accelerate_launch(n, [HARNESS, "--profile", "smoke", "--task", "crade", "--mode", "evaluate",
                               "--eval-batch", "4", "--threads", "1", "--out", str(tmp_path / f"{n}.json")],
                           runs_dir, tmp_path, timeout=300, extra_env=env)
         out[n] = read_json(tmp_path / f"{n}.json")

@@ -1,10 +1,12 @@
 """The benchmark script runs on the smoke profile and produces complete tables (speed is not checked)."""
 import importlib.util
 import os
+import sys
 
 import pandas as pd
 
 BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_distill.py")
+sys.path.insert(0, os.path.dirname(BENCH))  # deployment.py
 
 
 def test_benchmark_produces_complete_tables(smoke_cfg, tmp_path):

@@ -1,8 +1,10 @@
 """The command line: bad configuration fails before any work; the smoke reproduction writes its tables."""
+import argparse
+
 import pandas as pd
 import pytest
 
-from scd.cli import main
+from scd.cli import COMMANDS, build_parser, main
 from scd.core.config import get_config
 
 
@@ -17,6 +19,26 @@ def test_unknown_profile_key_and_range_fail_clearly():
         get_config("smoke", tasks="mmlu")
     with pytest.raises(ValueError, match="divergence='kl': expected one of"):
         get_config("smoke", divergence="kl")
+
+
+COMMAND_NAMES = ["download", "data-summary", "pretrain", "sft", "distill", "reproduce", "notebooks", "calibrate",
+                 "run-all", "run"]
+
+
+def test_parser_knows_exactly_the_ten_commands_and_each_parses_help(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == COMMAND_NAMES == [c.name for c in COMMANDS]
+    for name in COMMAND_NAMES:
+        with pytest.raises(SystemExit) as exit_:
+            parser.parse_args([name, "--help"])
+        assert exit_.value.code == 0, name
+        assert capsys.readouterr().out.startswith(f"usage: scd {name} "), name
+    # the commands that may run under `accelerate launch` set up the processes first
+    assert {c.name for c in COMMANDS if c.ranks} == {"pretrain", "sft", "distill", "run-all", "run"}
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["train"])
+    assert exit_.value.code == 2
 
 
 def test_reproduce_smoke_writes_table1(smoke_cfg, tmp_path, capsys):

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from scd.kd.targets import load_targets
-from scd.kd.trainer import DistillTrainer, adaptive_weights, select_checkpoint
+from scd.kd.trainer import DistillTrainer, adaptive_weights
 from scd.data.encoding import PadCollator, encode
-from scd.core.methods import parse_method
+from scd.core.methods import get_policy, parse_method
 from scd.train.models import answer_logits, load_model, load_tokenizer
 from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
 from scd.stages.distill import cache_stage, distill_stage
@@ -81,10 +81,12 @@ def test_scd_selection_matches_an_independent_computation(smoke_cfg, runs, teach
         assert stage.checkpoint_index == min(range(len(scores)), key=scores.__getitem__)
 
 
-def test_select_checkpoint_rules():
-    assert select_checkpoint("td", 2, best=1, scores=None) == 1
-    assert [select_checkpoint("cd", s, best=1, scores=None) for s in range(3)] == [0, 1, 2]
-    assert select_checkpoint("scd", 0, best=0, scores=[0.3, 0.1, 0.2]) == 1
+def test_policy_rules():
+    assert get_policy("td").choose(2, best=1, scores=None, n=3) == 1
+    assert [get_policy("cd").choose(s, best=1, scores=None, n=3) for s in range(3)] == [0, 1, 2]
+    assert get_policy("scd").choose(0, best=0, scores=[0.3, 0.1, 0.2], n=3) == 1
+    with pytest.raises(ValueError, match="needs 3 candidate scores"):
+        get_policy("scd").choose(0, best=0, scores=None, n=3)
     with pytest.raises(ValueError, match="unknown method"):
         parse_method("scd_xx")
 
@@ -214,7 +216,7 @@ def test_scd_probe_matches_dense_kl_for_a_sharp_teacher(smoke_cfg, teacher):
     ``1 - sum p`` rounds to 0 on many rows; the cache's exact leftover keeps the SCD probe's
     KL(p_student || p_c) equal to the dense float64 value on the same buckets."""
     from scd.kd.targets import build_targets
-    from scd.kd.trainer import student_probe_kl
+    from scd.kd.policies import student_probe_kl
     from scd.kd.divergences import teacher_buckets
 
     tok = load_tokenizer(teacher.best_path)

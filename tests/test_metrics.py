@@ -270,8 +270,8 @@ def test_partial_f1_upstream_reproduces_jmed_llms_code_quirk_included():
 
 
 def test_upstream_ner_score_on_the_committed_rows_matches_the_issue_measurement():
-    """Issue 15 applied upstream's function to the NRNER predictions committed at ae5208c (before
-    the recalibration): teacher 0.231, student 0.148, SCD+AW 0.175 (the definition: 0.118, 0.035, 0.070)."""
+    """Upstream's function on the NRNER predictions committed at ae5208c (before the cpu profile was
+    recalibrated): teacher 0.231, student 0.148, SCD+AW 0.175 (the definition: 0.118, 0.035, 0.070)."""
     import io
     import subprocess
     from pathlib import Path

@@ -86,11 +86,11 @@ def test_compute_or_load_builds_once_and_checks_what_it_built(tmp_path):
 
     def build(p):
         calls.append(p)
-        return BaseRecord(key, 7, "hash")
+        return BaseRecord(key=key, params=7, tokenizer_hash="hash")
 
     first = compute_or_load(tmp_path / "stage", BaseRecord, build)
     again = compute_or_load(tmp_path / "stage", BaseRecord, build)
-    assert first == again == BaseRecord(key, 7, "hash") and len(calls) == 1
+    assert first == again == BaseRecord(key=key, params=7, tokenizer_hash="hash") and len(calls) == 1
     with pytest.raises(TypeError, match="expected SFTRecord"):
         compute_or_load(tmp_path / "other", SFTRecord, build)
     assert not (tmp_path / "other" / "done.json").exists()  # nothing marked done
@@ -98,7 +98,7 @@ def test_compute_or_load_builds_once_and_checks_what_it_built(tmp_path):
 
 def test_records_round_trip_and_name_the_file_they_cannot_read(tmp_path):
     dev = Scores(n=4, n_unparsed=1, primary=0.5, selection=0.25, gold_loss=1.5, accuracy=0.5, kappa=0.25)
-    ckpt = Checkpoint("ckpt0", 0, 3, "/x", 1.0, dev)
+    ckpt = Checkpoint(checkpoint="ckpt0", index=0, step=3, path="/x", epoch=1.0, dev=dev)
     assert Checkpoint.from_json(ckpt.to_json()) == ckpt and dev.named() == {"accuracy": 0.5, "kappa": 0.25}
     bad = tmp_path / "done.json"
     bad.write_text('{"key": {}, "params": 1}')

@@ -1,4 +1,4 @@
-"""Issue 15's signal targets on hand-made scores: chance levels, thresholds and the verdicts."""
+"""The signal targets on hand-made scores: chance levels, thresholds and the verdicts."""
 import pandas as pd
 import pytest
 

@@ -196,7 +196,7 @@ def test_repeat_stop_ends_a_row_at_its_first_repeated_item(smoke_cfg):
 
 @pytest.mark.parametrize("from_first_step", [False, True])
 def test_a_one_step_run_moves_the_model_only_with_the_first_step_warmup(smoke_cfg, tmp_path, from_first_step):
-    """transformers' warm-up gives step 1 a learning rate of 0 (issue 15: a stage of one step never
+    """transformers' warm-up gives step 1 a learning rate of 0 (so a stage of one step never
     changed the student); ``warmup_from_first_step`` starts the warm-up above 0."""
     import torch
 

@@ -13,11 +13,11 @@ from scd.data.splits import load_task
 from scd.core.io import write_table
 
 
-def data_summary(root=None, max_train: int | None = None) -> pd.DataFrame:
+def data_summary(data_root=None, max_train: int | None = None) -> pd.DataFrame:
     """Split sizes, label balance and prompt lengths (characters) of every task."""
     rows = []
     for name, task in TASKS.items():
-        splits = load_task(name, root, max_train=max_train)
+        splits = load_task(name, data_root, max_train=max_train)
         stats = splits.pop("stats")
         for split, recs in splits.items():
             labels = Counter(r["label"] for r in recs)
@@ -33,11 +33,11 @@ def data_summary(root=None, max_train: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def passage_overlap(root=None) -> pd.DataFrame:
+def passage_overlap(data_root=None) -> pd.DataFrame:
     """Test and dev items whose passage (:func:`scd.data.benchmark.main_passage`) also occurs in a train
     split, of the same task or of any task: the splits are disjoint by question, not by passage, so
     these passages reach the tokenizer and base-LM corpus unless ``corpus_excludes_eval`` is set."""
-    splits = {name: load_task(name, root) for name in TASKS}
+    splits = {name: load_task(name, data_root) for name in TASKS}
     train = {name: {main_passage(r) for r in s["train"]} - {None} for name, s in splits.items()}
     anywhere = set().union(*train.values())
     rows = []
@@ -51,13 +51,13 @@ def passage_overlap(root=None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_data_summary(out_dir: str | Path = "results", root=None) -> tuple[pd.DataFrame, list[Path]]:
-    frame = data_summary(root)
-    paths = write_table(Path(out_dir) / "passage_overlap", passage_overlap(root), floatfmt=".0f")
+def write_data_summary(out_dir: str | Path = "results", data_root=None) -> tuple[pd.DataFrame, list[Path]]:
+    frame = data_summary(data_root)
+    paths = write_table(Path(out_dir) / "passage_overlap", passage_overlap(data_root), floatfmt=".0f")
     return frame, write_table(Path(out_dir) / "data_summary", frame, floatfmt=".0f") + paths
 
 
-def prompt_cuts(cfg, tok, root=None, split: str = "test") -> pd.DataFrame:
+def prompt_cuts(cfg, tok, data_root=None, split: str = "test") -> pd.DataFrame:
     """What the prompt cut removes, for the profile's room and tokenizer, under both rules: the
     share of prompts cut, of their tokens removed, of cut prompts whose instruction, question and
     options (everything outside the passage) survive whole, and of those whose passage mention of
@@ -66,7 +66,7 @@ def prompt_cuts(cfg, tok, root=None, split: str = "test") -> pd.DataFrame:
 
     rows = []
     for name in cfg.tasks:
-        records = load_task(name, root)[split]
+        records = load_task(name, data_root)[split]
         encoded = [(r, tok(r["prompt"], return_offsets_mapping=True)) for r in records]
         for rule in ("middle", "passage"):
             cut = removed = whole = term_n = term_kept = 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from scd.core.io import read_json, write_csv
-from scd.core.methods import BASELINES, parse_method
+from scd.core.methods import is_baseline, parse_method
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -35,7 +35,7 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "r
         write_csv(out / "samples" / row.task / f"{row.model}_seed{row.seed}.csv",
                   pd.read_csv(Path(record.path) / "test.csv"))
         ident = {"model": row.model, "task": row.task, "seed": row.seed}
-        if row.model in BASELINES:
+        if is_baseline(row.model):
             trajectory += [ident | {"checkpoint": t.checkpoint, "step": t.step, "epoch": t.epoch,
                                     "dev_primary": t.dev.primary, "dev_selection": t.dev.selection,
                                     "dev_gold_loss": t.dev.gold_loss,

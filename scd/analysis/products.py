@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from scd.analysis import ablations
-from scd.analysis import sfs_tfs
+from scd.analysis import sfs_tfs as subsets  # the module; sfs_tfs below is this file's product
 from scd.analysis import tables
-from scd.analysis import signal
+from scd.analysis import signal as signals
 from scd.core.io import write_table
 from scd.analysis.export import load_runs, load_samples, results_dir
 from scd.core.tasks import get_task
@@ -32,33 +32,39 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
         for seed in cfg.seeds:
             frames = {m: load_samples(cfg, task, m, seed, root) for m in cfg.models}
             samples[(task, seed)] = frames
-            for risk in sfs_tfs.RISKS:
-                split = sfs_tfs.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
-                rows.append({"task": task, "seed": seed, "risk": risk} | sfs_tfs.decomposition(split))
+            for risk in subsets.RISKS:
+                split = subsets.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
+                rows.append({"task": task, "seed": seed, "risk": risk} | subsets.decomposition(split))
                 if risk == "error":
                     splits[(task, seed)] = split
-                    scores.append(sfs_tfs.subdomain_scores(split, frames).assign(task=task, seed=seed))
+                    scores.append(subsets.subdomain_scores(split, frames).assign(task=task, seed=seed))
     decomp = pd.DataFrame(rows)
     views = []
     for task in cfg.tasks:
         pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", headline)}
-        views.append(sfs_tfs.subtask_view(pooled["teacher_sft"], {headline: pooled[headline]}).assign(task=task))
+        views.append(subsets.subtask_view(pooled["teacher_sft"], {headline: pooled[headline]}).assign(task=task))
     view = pd.concat(views, ignore_index=True)
-    runs = load_runs(cfg, root).set_index(["task", "seed", "model"])["primary"]
-    margin = decomp[decomp.risk == "error"][["task", "seed", "gap"]].rename(columns={"gap": "predicted_margin"})
-    margin["achieved_margin"] = [runs[(t, s, headline)] - runs[(t, s, "teacher_sft")]
-                                 for t, s in zip(margin.task, margin.seed)]
-    margin = margin.reset_index(drop=True)
-    rho = margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
+    margin, rho = margin_prediction(decomp, load_runs(cfg, root), headline)
     thin = set(tables.thin_tasks(cfg))  # as in Table 1's average: tasks with too little train data stay out
-    claims = sfs_tfs.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
+    claims = subsets.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
                                   {k: v for k, v in splits.items() if k[0] not in thin})
-    text = sfs_tfs.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
+    text = subsets.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
                                 len(cfg.seeds))
     return {"decomposition": decomp, "scores": pd.concat(scores, ignore_index=True), "subtask_view": view,
             "margin": margin, "rho": rho, "sign_agreement": ((margin.predicted_margin > 0)
                                                             == (margin.achieved_margin > 0)).mean(),
             "claims": claims, "claims_text": text}
+
+
+def margin_prediction(decomp: pd.DataFrame, runs: pd.DataFrame, headline: str) -> tuple[pd.DataFrame, float]:
+    """Per task and seed, the SFS/TFS margin after SFT (the error decomposition's gap) beside the
+    margin ``headline`` achieved over the teacher; -> (that table, their Spearman rho)."""
+    primary = runs.set_index(["task", "seed", "model"])["primary"]
+    margin = decomp[decomp.risk == "error"][["task", "seed", "gap"]].rename(columns={"gap": "predicted_margin"})
+    margin["achieved_margin"] = [primary[(t, s, headline)] - primary[(t, s, "teacher_sft")]
+                                 for t, s in zip(margin.task, margin.seed)]
+    margin = margin.reset_index(drop=True)
+    return margin, margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
 
 
 def table1_upstream_ner(cfg: Config, root) -> pd.DataFrame | None:
@@ -99,7 +105,7 @@ def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
     out = results_dir(cfg, root)
     scores = tables.score_table(cfg, root=root)
     paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
-    signal = signal.target_table(cfg, scores, root)
+    signal = signals.target_table(cfg, scores, root)
     if len(signal):
         paths += write_table(out / "targets", signal)
     upstream = table1_upstream_ner(cfg, root)

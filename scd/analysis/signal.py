@@ -1,4 +1,4 @@
-"""Does a run's experiment have a signal? Issue 15's targets, checked on its test results.
+"""Does a run's experiment have a signal? The signal targets, checked on its test results.
 
 A distillation method can only be judged when the teacher has learnt something the student has
 not: the teacher must beat what a model gets without reading the input (chance) on the tasks the
@@ -20,7 +20,7 @@ from scd.core.tasks import get_task
 if TYPE_CHECKING:
     from scd.core.config import Config
 
-SIGNAL_TASKS = ("crade", "smdis", "rrtnm", "nrner")  # learnable from the train split (MEASUREMENTS.md)
+SIGNAL_TASKS = ("crade", "smdis", "rrtnm", "nrner")  # learnable from the train split (docs/measurements.md)
 MIN_ABOVE_CHANCE = 3  # of SIGNAL_TASKS
 REFERENCE_TASKS = ("crade", "smdis")  # where the n-gram reference is strong enough to aim at
 MIN_REFERENCE_RATIO = 0.9
@@ -34,7 +34,7 @@ def chance_level(gold: pd.Series, kind: str) -> float:
 
 
 def target_table(cfg: Config, scores: pd.DataFrame, root="results") -> pd.DataFrame:
-    """One row per target of issue 15 that the run's tasks allow; empty when it has none."""
+    """One row per signal target that the run's tasks allow; empty when it has none."""
     at = scores.set_index(["model", "task"])
     rows, above = [], []
     for task in (t for t in SIGNAL_TASKS if t in cfg.tasks):

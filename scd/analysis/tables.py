@@ -53,10 +53,10 @@ def thin_tasks(cfg: Config) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _train_size(task: str, root: str) -> int:  # every table asks; the data folder does not change in a run
+def _train_size(task: str, data_root: str) -> int:  # every table asks; the data folder does not change in a run
     from scd.data.splits import load_task
 
-    return len(load_task(task, root)["train"])
+    return len(load_task(task, data_root)["train"])
 
 
 def score_table(cfg: Config, models=None, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:

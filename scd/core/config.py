@@ -12,7 +12,7 @@ import ast
 import dataclasses
 from dataclasses import dataclass, field, fields
 
-from scd.core.methods import BASELINES, DIVERGENCES, METHODS
+from scd.core.methods import BASELINES, DIVERGENCES, METHODS, is_method, method_names
 from scd.core.tasks import TASKS
 
 
@@ -147,9 +147,10 @@ class Config:
         if unknown or not self.tasks:
             raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)} or of "
                              f"the task cards' tasks {list(cards)} (corpus_tasks: built-in tasks only)")
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if not is_method(m)]
         if bad or len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"config methods={list(self.methods)}: expected distinct methods of {list(METHODS)}")
+            raise ValueError(f"config methods={list(self.methods)}: expected distinct methods of "
+                             f"{list(method_names())}")
         if self.divergence not in DIVERGENCES:
             raise ValueError(f"config divergence={self.divergence!r}: expected one of {sorted(DIVERGENCES)}")
         if self.probe_sampling not in ("first", "stratified"):
@@ -251,7 +252,7 @@ PROFILES: dict[str, Config] = {
     # The default: every table and figure on a 2-core laptop. Chosen on dev by the calibration grid
     # (scd.run.calibration.CHOSEN, results/calibration/): a teacher that learns the tasks, a student
     # that is measurably weaker, train sets balanced to the test sets' label mix (our choice: the
-    # paper's training split is not published), and every fix of issue 15 on.
+    # paper's training split is not published), and every scoring fix on (docs/decisions.md).
     "cpu": Config(
         profile="cpu", vocab_size=8000, max_length=384, max_train=1000, batch_size=16, probe_size=32,
         teacher=ModelSpec(256, 4, 4, pretrain_steps=300, pretrain_batch=16, pretrain_lr=1e-3),

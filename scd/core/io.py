@@ -20,8 +20,8 @@ def quiet() -> bool:
 def project_path(name: str) -> Path:
     """``name`` inside the checkout this package runs from (so notebooks, whose working folder
     is ``notebooks/``, and the CLI agree), else inside the current folder."""
-    root = Path(__file__).resolve().parents[1]
-    return root / name if (root / "pyproject.toml").is_file() else Path(name)
+    checkout = Path(__file__).resolve().parents[2]  # scd/core/io.py -> the checkout
+    return checkout / name if (checkout / "pyproject.toml").is_file() else Path(name)
 
 
 def user_path(path: str | os.PathLike) -> Path:

@@ -17,7 +17,7 @@ class RecordError(ValueError):
     """A ``done.json`` that does not hold the record its stage writes."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Record:
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -54,7 +54,7 @@ def _decode(tp, value):
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Scores(Record):
     """One split's scores (``scd.scoring.metrics.score`` plus the mean gold loss); the metrics a task
     kind does not have are None."""
@@ -83,7 +83,7 @@ class Scores(Record):
                 if (v := getattr(self, k)) is not None}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TokenizerRecord(Record):
     key: dict
     documents: int
@@ -91,7 +91,7 @@ class TokenizerRecord(Record):
     tokenizer_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BaseRecord(Record):
     """A base LM in ``<stage>/model``: every source (scratch, gemma, hub) leaves this."""
 
@@ -103,7 +103,7 @@ class BaseRecord(Record):
     details: dict = field(default_factory=dict)  # how it was made: pretraining curve, pruning, ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint(Record):
     checkpoint: str
     index: int
@@ -113,7 +113,7 @@ class Checkpoint(Record):
     dev: Scores
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SFTRecord(Record):
     """A teacher (N checkpoints, best on dev) or a student SFT (best on dev, plus AW anchor losses)."""
 
@@ -144,7 +144,7 @@ class SFTRecord(Record):
         return Path(self.path) / "anchor.csv"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CacheRecord(Record):
     key: dict
     kl_from_best: list[float]
@@ -153,7 +153,7 @@ class CacheRecord(Record):
     world_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StageRecord(Record):
     """One distillation stage: the checkpoint it followed, why, and its dev scores."""
 
@@ -171,7 +171,7 @@ class StageRecord(Record):
     dev: Scores
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillRecord(Record):
     key: dict
     method: str

@@ -84,8 +84,8 @@ def csv_record(task: Task, row: dict, where: str) -> dict:
             "question": question}
 
 
-def jmed_records(task: Task, root: Path) -> tuple[list[dict], list[dict], Counter]:
-    test_path = data_file(task.test_file, root)
+def jmed_records(task: Task, data_root: Path) -> tuple[list[dict], list[dict], Counter]:
+    test_path = data_file(task.test_file, data_root)
     test = []
     for i, row in enumerate(read_csv_rows(test_path)):
         rec = csv_record(task, row, f"{test_path} row {i + 1}")
@@ -94,7 +94,7 @@ def jmed_records(task: Task, root: Path) -> tuple[list[dict], list[dict], Counte
     test_questions = {r["question"] for r in test}
     pool, seen, stats = [], set(), Counter()
     for rel in task.pool_files:
-        path = data_file(rel, root)
+        path = data_file(rel, data_root)
         for i, row in enumerate(read_csv_rows(path)):
             where = f"{path} row {i + 1}"
             if task.pool_tags is not None and _field(row, "tag", where) not in task.pool_tags:
@@ -113,8 +113,8 @@ def jmed_records(task: Task, root: Path) -> tuple[list[dict], list[dict], Counte
     return test, pool, stats
 
 
-def pubmedqa_records(task: Task, root: Path) -> tuple[list[dict], list[dict], Counter]:
-    pool_path, test_path = data_file(task.pool_files[0], root), data_file(task.test_file, root)
+def pubmedqa_records(task: Task, data_root: Path) -> tuple[list[dict], list[dict], Counter]:
+    pool_path, test_path = data_file(task.pool_files[0], data_root), data_file(task.test_file, data_root)
     try:
         items, gold = json.loads(pool_path.read_bytes()), json.loads(test_path.read_bytes())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -19,12 +19,12 @@ def main_passage(rec: dict) -> str | None:
     return max(spans, key=len) if spans else None
 
 
-def eval_passages(root=None) -> set[str]:
+def eval_passages(data_root=None) -> set[str]:
     """Every passage of every task's dev and test split: text that must not enter pretraining."""
-    return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, root)[split] for p in passages(r)}
+    return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, data_root)[split] for p in passages(r)}
 
 
-def corpus_texts(tasks=None, root=None, exclude_eval: bool = False) -> list[str]:
+def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False) -> list[str]:
     """Train-split text of ``tasks`` (None: every task; never dev/test), deduplicated, in a stable
     order: the corpus of the tokenizer and the base LMs.
 
@@ -33,10 +33,10 @@ def corpus_texts(tasks=None, root=None, exclude_eval: bool = False) -> list[str]
     not by passage (most CRADE, RRTNM and SMDIS test passages also occur in train questions), so
     ``exclude_eval`` drops every passage that also occurs in any task's dev or test split.
     """
-    banned = eval_passages(root) if exclude_eval else set()
+    banned = eval_passages(data_root) if exclude_eval else set()
     seen, texts = set(), []
     for name in sorted(tasks or TASKS):
-        train = load_task(name, root)["train"]
+        train = load_task(name, data_root)["train"]
         for rec in train:
             pieces = passages(rec)
             if rec["kind"] == "yesno":

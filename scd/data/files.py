@@ -50,20 +50,20 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return chosen
 
 
-def data_file(rel: str, root: Path) -> Path:
-    path = root / rel
+def data_file(rel: str, data_root: Path) -> Path:
+    path = data_root / rel
     if not path.is_file():
-        raise DataError(f"missing data file {path}: expected the upstream file {rel} in {root}")
+        raise DataError(f"missing data file {path}: expected the upstream file {rel} in {data_root}")
     return path
 
 
-def verify(root: Path, files: list[str] | None = None) -> dict[str, str]:
+def verify(data_root: Path, files: list[str] | None = None) -> dict[str, str]:
     """Check every (or the given) file against the pinned sums; returns {rel: sha}."""
     sums = {}
     for rel in files or sorted(SHA256):
-        got = sha256_of(data_file(rel, root))
+        got = sha256_of(data_file(rel, data_root))
         if got != SHA256[rel]:
-            raise DataError(f"checksum mismatch for {root / rel}: expected sha256 {SHA256[rel]}, got {got}")
+            raise DataError(f"checksum mismatch for {data_root / rel}: expected sha256 {SHA256[rel]}, got {got}")
         sums[rel] = got
     return sums
 
@@ -80,9 +80,9 @@ def download(dest: str | os.PathLike, url_for=upstream_url, timeout: float = 30.
     ``url_for`` maps a relative path to a URL; tests point it at local ``file://`` copies.
     Files already present with the right checksum are kept, so an interrupted download resumes.
     """
-    root = Path(dest)
+    data_root = Path(dest)
     for rel, expected in sorted(SHA256.items()):
-        target = root / rel
+        target = data_root / rel
         if target.is_file() and sha256_of(target) == expected:
             continue
         url = url_for(rel)
@@ -98,4 +98,4 @@ def download(dest: str | os.PathLike, url_for=upstream_url, timeout: float = 30.
         if got != expected:
             raise DataError(f"checksum mismatch for {url}: expected sha256 {expected}, got {got}")
         atomic_write_bytes(target, payload)
-    return root
+    return data_root

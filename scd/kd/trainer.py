@@ -1,16 +1,10 @@
 """One distillation trainer; a *target policy* picks the teacher checkpoint per stage and a
 *weighting* mixes KD and gold CE per sample: ``loss_i = w_i·KD_i + (1 − w_i)·CE_i``.
 
-Methods are policy × weighting: ``td``, ``cd``, ``scd`` and the same with ``_aw``.
+Methods are policy × weighting: ``td``, ``cd``, ``scd`` and the same with ``_aw`` (registered in
+``scd.core.methods``; SCD's probe is in ``scd.kd.policies``).
 Training runs in N stages of T epochs; each stage builds a fresh ``Trainer``, so the optimiser
 state and the cosine schedule restart at every stage, and total steps are equal across methods.
-
-SCD's selection (a *choice* the paper leaves open, documented here): candidates are all N
-checkpoints, a checkpoint may be picked again, and the probe set is the first ``probe_size``
-train items in file order. ``KL(p_best || p_c)`` is exact (dense, computed once when the cache
-is built); ``KL(p_student || p_c)`` compares the current student with the candidate's cached
-top-k targets (student collapsed onto the candidate's k+1 buckets, a lower bound of the dense
-KL). Both are means over the probe's answer tokens.
 """
 from __future__ import annotations
 
@@ -18,10 +12,9 @@ import torch
 
 from typing import TYPE_CHECKING
 
-from scd.kd.divergences import answer_divergence, bucketize, forward_kl, get_divergence, teacher_buckets
-from scd.data.encoding import PadCollator, encode
+from scd.kd.divergences import answer_divergence, get_divergence
 from scd.core.methods import Method
-from scd.train.models import answer_logits, device_of, model_inputs, per_sample_mean, teacher_topk
+from scd.train.models import answer_logits, per_sample_mean, teacher_topk
 from scd.train.training import MeanLossTrainer, check_finite
 
 if TYPE_CHECKING:
@@ -47,47 +40,6 @@ def sample_weights(method: Method, alpha: float, anchor: dict[str, float] | None
     if method.weighting == "fixed":
         return {i: alpha for i in target.sample_ids}
     return adaptive_weights(anchor, target.losses())
-
-
-# ------------------------------------------------------------------ target policies
-def select_checkpoint(policy: str, stage: int, best: int, scores: list[float] | None) -> int:
-    """Index of the teacher checkpoint the student follows in ``stage`` (0-based)."""
-    if policy == "td":
-        return best
-    if policy == "cd":
-        return stage
-    if scores is None:
-        raise ValueError("scd needs candidate scores")
-    return min(range(len(scores)), key=lambda c: (scores[c], c))
-
-
-def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTargets], cfg,
-                     temperature: float) -> list[float]:
-    """Mean over probe answer tokens of KL(p_student || p_c) on each candidate's top-k buckets.
-
-    One student forward serves every candidate: selection must stay a small share of training.
-    """
-    items, _ = encode(probe, tok, cfg)
-    batch = PadCollator(tok.pad_token_id)(items)
-    dev = device_of(student)
-    was_training = student.training
-    student.eval()
-    with torch.no_grad():
-        logits, _, _ = answer_logits(student, *model_inputs(batch, student))
-        scores = []
-        for targets in candidates:
-            top_ids, top_logp, rest_logp = targets.lookup(batch["sample_ids"])
-            s_b = bucketize(logits.float(), top_ids.to(dev), temperature)
-            scores.append(float(forward_kl(s_b, teacher_buckets(top_logp.to(dev), rest_logp.to(dev))).mean()))
-    student.train(was_training)
-    return scores
-
-
-def dense_probe_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, temperature: float) -> float:
-    """Exact mean token KL(p || q) from two dense ``[tokens, V]`` logit matrices."""
-    p = torch.log_softmax(p_logits.float() / temperature, -1)
-    q = torch.log_softmax(q_logits.float() / temperature, -1)
-    return float((p.exp() * (p - q)).sum(-1).mean())
 
 
 # ------------------------------------------------------------------ the trainer

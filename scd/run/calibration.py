@@ -16,7 +16,7 @@ from scd.core.config import Config, ModelSpec, get_config
 from scd.core.io import write_csv, write_table
 
 TASKS = ("crade", "smdis", "rrtnm", "nrner")
-# Every fix of issue 15 that changes training, on for every point (the grid varies the rest).
+# Every scoring fix that changes training (docs/decisions.md), on for every point (the grid varies the rest).
 FIXES = dict(corpus_excludes_eval=True, warmup_from_first_step=True, stop_at_bracket=True, prompt_cut="passage",
              prompt_room="by_kind", probe_sampling="stratified")
 # The grid was scored before NER lists ended at their first repeated item; it keeps the plain decode
@@ -44,14 +44,14 @@ def point_config(role: str, model: str, sampling: str, max_train: int | None = N
                       stop_at_repeat=GRID_STOP_AT_REPEAT)
 
 
-def point_rows(cfg: Config, role: str, model: str, root=None) -> list[dict]:
+def point_rows(cfg: Config, role: str, model: str, data_root=None) -> list[dict]:
     """One row per task: the best checkpoint's dev scores (seed 0) and what the point cost."""
     from scd.stages.base_sft import base_model_stage, sft_stage
 
-    _, base = base_model_stage(cfg, role, root)
+    _, base = base_model_stage(cfg, role, data_root)
     rows, seed = [], 0
     for task in cfg.tasks:
-        record = sft_stage(cfg, role, task, seed, root)
+        record = sft_stage(cfg, role, task, seed, data_root)
         dev = record.trajectory[record.best_index].dev
         rows.append({"role": role, "model": model, "sampling": cfg.train_sampling, "max_train": cfg.max_train,
                      "task": task, "seed": seed,
@@ -61,14 +61,14 @@ def point_rows(cfg: Config, role: str, model: str, root=None) -> list[dict]:
     return rows
 
 
-def reference_rows(cfg: Config, root=None) -> list[dict]:
+def reference_rows(cfg: Config, data_root=None) -> list[dict]:
     """The n-gram / lexicon reference on the same dev items, as the calibration's yardstick."""
     from scd.stages.base_sft import task_splits
     from scd.scoring.reference import reference_scores
 
     rows = []
     for task in cfg.tasks:
-        for r in reference_scores(task, task_splits(cfg, task, root)):
+        for r in reference_scores(task, task_splits(cfg, task, data_root)):
             if r["split"] == "dev" and r["fitted_on"] == "train":
                 rows.append({"role": "reference", "model": "n-gram LR / train lexicon", "sampling": cfg.train_sampling,
                              "max_train": cfg.max_train, "task": task, "seed": 0, "dev_selection": r["selection"], "dev_primary": r["primary"],
@@ -76,14 +76,14 @@ def reference_rows(cfg: Config, root=None) -> list[dict]:
     return rows
 
 
-def run(out: str | Path, profile: str = "cpu", points=POINTS, tasks=TASKS, root=None, log=print) -> pd.DataFrame:
+def run(out: str | Path, profile: str = "cpu", points=POINTS, tasks=TASKS, data_root=None, log=print) -> pd.DataFrame:
     """Compute every point (each stage compute-or-load) and write the grid after each one."""
     out, rows = Path(out), []
     for sampling, max_train in sorted({p[2:] for p in points}):
-        rows += reference_rows(point_config("teacher", "profile", sampling, max_train, profile, tasks), root)
+        rows += reference_rows(point_config("teacher", "profile", sampling, max_train, profile, tasks), data_root)
     for i, (role, model, sampling, max_train) in enumerate(points, 1):
         start = time.time()
-        rows += point_rows(point_config(role, model, sampling, max_train, profile, tasks), role, model, root)
+        rows += point_rows(point_config(role, model, sampling, max_train, profile, tasks), role, model, data_root)
         log(f"\n[{i}/{len(points)}] {role} {model}, {sampling}, max_train {max_train}: {time.time() - start:.0f} s",
             flush=True)
         write_csv(out / "grid.csv", pd.DataFrame(rows))

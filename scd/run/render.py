@@ -7,6 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
+from scd.core.io import project_path
+
 
 def notebook_paths(notebooks_dir: str | Path = "notebooks") -> list[Path]:
     paths = sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
@@ -54,9 +56,22 @@ def run_notebooks(parameters: dict, notebooks_dir: str | Path = "notebooks", out
             log(f"{path.name} interrupted; {target} is unchanged (partial copy: {scratch})")
             raise
         target.parent.mkdir(parents=True, exist_ok=True)
+        without_machine_paths(scratch)
         shutil.move(str(scratch), str(target))  # a rename when both are on one file system
         timings[path.name] = time.time() - start
         log(f"{path.name}: {timings[path.name]:.0f}s -> {target}")
     if not logs_dir and not any(logs.iterdir()):
         logs.rmdir()
     return timings
+
+
+def without_machine_paths(path: Path) -> None:
+    """Paths inside this checkout written relative to ``notebooks/``, the folder a reader's kernel
+    starts in: a committed notebook shows no machine's folders and its parameters still point at
+    the project's results when opened in JupyterLab."""
+    checkout = str(project_path(".").resolve())
+    text = path.read_text(encoding="utf-8")
+    fixed = text.replace(checkout + "/", "../").replace(f'"{checkout}"', '".."')
+    if fixed != text:
+        path.write_text(fixed, encoding="utf-8")
+

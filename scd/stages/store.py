@@ -40,13 +40,13 @@ def runs_root() -> Path:
     return Path(os.environ.get("SCD_RUNS_DIR") or project_path("runs"))
 
 
-def data_checksums(tasks, root=None) -> dict[str, str]:
+def data_checksums(tasks, data_root=None) -> dict[str, str]:
     """Checksums of every file the named tasks read (test file and pools): part of the key of any
     stage that reads them."""
     cards = [get_task(name).card for name in tasks if get_task(name).card is not None]
     files = sorted({f for name in tasks if get_task(name).card is None
                     for f in (get_task(name).test_file, *get_task(name).pool_files)})
-    sums = verify(data_dir(root), files) if files else {}
+    sums = verify(data_dir(data_root), files) if files else {}
     return sums | {k: v for card in cards for k, v in card.checksum().items()}
 
 

@@ -1,7 +1,7 @@
 """Base-LM pretraining on train-split text, so both tiny models start as "pretrained LMs".
 
 Without it a bigger tiny model is no better than a smaller one on these tasks (see
-MEASUREMENTS.md); the teacher gets more compute than the student, which opens the capacity
+docs/measurements.md); the teacher gets more compute than the student, which opens the capacity
 gap the paper's question needs. Shared by every task and seed, so it runs once and is cached.
 """
 from __future__ import annotations

@@ -25,7 +25,7 @@ class AnswerOnlyTrainer(MeanLossTrainer):
     """Cross-entropy on answer tokens, with the LM head applied to those positions only.
 
     The mean is over every answer token of the batch (standard SFT), unlike distillation's
-    per-sample mean that the per-sample AW weight needs (see the README, "What is where")."""
+    per-sample mean that the per-sample AW weight needs (see docs/decisions.md)."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = inputs.pop("sample_ids", None)
