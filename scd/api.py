@@ -39,14 +39,14 @@ def write_card(path: str | Path, **keys) -> Path:
     return path
 
 
-def export_builtin(task: str, folder: str | Path, fmt: str = "jsonl", name: str | None = None, root=None) -> Path:
+def export_builtin(task: str, folder: str | Path, fmt: str = "jsonl", name: str | None = None, data_root=None) -> Path:
     """A built-in task's splits as a task file with a split column, and its card: the same data
     through the generic path (notebook 9; the test that both paths score alike)."""
     from scd.data.splits import load_task
     from scd.data.cards import write_task_file
     from scd.core.tasks import LETTERS, get_task
 
-    spec, splits = get_task(task), load_task(task, root)
+    spec, splits = get_task(task), load_task(task, data_root)
     name = name or f"{task}_file"
     records = [r | {"id": r["id"].split("/", 1)[1]} for s in ("train", "dev", "test") for r in splits[s]]
     data = write_task_file(records, user_path(folder) / f"{name}.{fmt}")
@@ -128,18 +128,18 @@ class DomainRun:
     """What ``run`` wrote: the config and the results folder, with readers for its tables."""
 
     cfg: Config
-    root: Path
+    results_root: Path
 
     def runs(self) -> pd.DataFrame:
         from scd.analysis.export import load_runs
 
-        return load_runs(self.cfg, self.root)
+        return load_runs(self.cfg, self.results_root)
 
     def scores(self) -> pd.DataFrame:
         """Table 1's long form: every model and task with its interval (``scd.analysis.tables.score_table``)."""
         from scd.analysis import tables
 
-        return tables.score_table(self.cfg, root=self.root)
+        return tables.score_table(self.cfg, results_root=self.results_root)
 
     def table1(self) -> pd.DataFrame:
         from scd.analysis import tables
@@ -150,7 +150,7 @@ class DomainRun:
         from scd.analysis.export import load_samples
 
         return load_samples(self.cfg, task or self.cfg.tasks[0], model, self.cfg.seeds[0] if seed is None else seed,
-                            self.root)
+                            self.results_root)
 
 
 def run(cards, teacher: str | None = None, student: str | None = None, methods=("scd_aw",), profile: str = "cpu",
@@ -160,6 +160,6 @@ def run(cards, teacher: str | None = None, student: str | None = None, methods=(
     from scd.run.reproduce import run_all
 
     cfg = domain_config(cards, teacher, student, methods, profile, seeds, **overrides)
-    root = user_path(out) / "results"
-    run_all(cfg, root, log)
-    return DomainRun(cfg, root)
+    results_root = user_path(out) / "results"
+    run_all(cfg, results_root, log)
+    return DomainRun(cfg, results_root)

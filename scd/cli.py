@@ -113,7 +113,7 @@ def _run(args):
                      args.seeds, out, **parse_overrides(args.set))
     if ranks.is_main():
         print(result.table1().to_string())
-        print(f"results -> {result.root / result.cfg.profile}")
+        print(f"results -> {result.results_root / result.cfg.profile}")
 
 
 def opt(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:

@@ -109,7 +109,7 @@ def test_tasks_with_too_little_train_data_are_marked_and_left_out_of_the_average
 
     cfg = get_config("cpu", seeds=(0,), min_train_items=50)  # one of the committed seeds
     assert thin_tasks(cfg) == ["mrner_medicine"] and thin_tasks(cfg.replace(min_train_items=0)) == []
-    scores = score_table(cfg, models=("teacher_sft", "student_sft"), root=project_path("results"), n_boot=50)
+    scores = score_table(cfg, models=("teacher_sft", "student_sft"), results_root=project_path("results"), n_boot=50)
     teacher = scores[scores.model == "teacher_sft"].set_index("task")
     seven = teacher.drop(["average", "mrner_medicine"])["mean"].mean()
     assert teacher.loc["average", "mean"] == pytest.approx(seven)

@@ -1,9 +1,9 @@
-"""The reproduction report: cell-by-cell comparison, its verdict, and the committed reference."""
+"""The reproduction report: cell-by-cell comparison, its verdict, and the committed results."""
 import numpy as np
 import pandas as pd
 
 from scd.core import environment
-from scd.run.compare import committed_reference, compare, verdict
+from scd.run.compare import committed_results, compare, verdict
 
 
 def cells(**values):
@@ -24,8 +24,8 @@ def test_differences_are_counted_sized_and_listed_largest_first():
     assert "1 cells present on one side only (e.g. z)" in verdict(missing)
 
 
-def test_committed_reference_is_read_from_git_head(tmp_path):
-    root, what = committed_reference("cpu", tmp_path)
+def test_committed_results_is_read_from_git_head(tmp_path):
+    root, what = committed_results("cpu", tmp_path)
     assert what.startswith("git HEAD ") and (root / "cpu" / "runs.csv").is_file()
 
 

@@ -36,17 +36,17 @@ def variants(cfg: Config) -> dict[str, dict]:
     }
 
 
-def samples_path(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> Path:
+def samples_path(cfg: Config, results_root, variant: str, method: str, task: str, seed: int) -> Path:
     """Per-item test rows of one ablation run, kept with the results so that effects can be
     recomputed from results/ alone."""
     slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
-    return results_dir(cfg, root) / "ablation_samples" / task / f"{method}-{slug}_seed{seed}.csv"
+    return results_dir(cfg, results_root) / "ablation_samples" / task / f"{method}-{slug}_seed{seed}.csv"
 
 
-def load(cfg: Config, tasks, root="results") -> pd.DataFrame:
+def load(cfg: Config, tasks, results_root="results") -> pd.DataFrame:
     """The ablation table for ``tasks`` and the config's seeds; one that lacks some of them is an
     error that says how to compute them."""
-    path = results_dir(cfg, root) / "ablations.csv"
+    path = results_dir(cfg, results_root) / "ablations.csv"
     table = pd.read_csv(path) if path.is_file() else None
     want = {(v, t, s) for v in variants(cfg) for t in tasks for s in cfg.seeds}
     missing = want - (set(zip(table["variant"], table["task"], table["seed"])) if table is not None else set())
@@ -68,21 +68,21 @@ def seed_list(cfg: Config) -> str:
     return ",".join(map(str, cfg.seeds))
 
 
-def _credit(cfg: Config, root, variant: str, method: str, task: str, seed: int) -> np.ndarray:
+def _credit(cfg: Config, results_root, variant: str, method: str, task: str, seed: int) -> np.ndarray:
     """Per-item test credit of a finished ablation run, in id order."""
-    rows = pd.read_csv(samples_path(cfg, root, variant, method, task, seed), dtype={"id": str})
+    rows = pd.read_csv(samples_path(cfg, results_root, variant, method, task, seed), dtype={"id": str})
     return rows.sort_values("id")["correct"].to_numpy(float)
 
 
-def variant_effects(cfg: Config, tasks, method: str = "scd_aw", root="results", n_boot: int = 2000) -> pd.DataFrame:
+def variant_effects(cfg: Config, tasks, method: str = "scd_aw", results_root="results", n_boot: int = 2000) -> pd.DataFrame:
     """Each variant minus the default on the same test items and seeds: paired bootstrap interval."""
     rows = []
     for task in tasks:
-        base = np.stack([_credit(cfg, root, "default", method, task, s) for s in cfg.seeds])
+        base = np.stack([_credit(cfg, results_root, "default", method, task, s) for s in cfg.seeds])
         for name in variants(cfg):
             if name == "default":
                 continue
-            scores = np.stack([_credit(cfg, root, name, method, task, s) for s in cfg.seeds])
+            scores = np.stack([_credit(cfg, results_root, name, method, task, s) for s in cfg.seeds])
             rows.append({"variant": name, "task": task, "seeds": seed_list(cfg), "score": scores.mean(),
                          "default": base.mean()} | paired_difference(scores, base, n_boot=n_boot))
     return pd.DataFrame(rows)

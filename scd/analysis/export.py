@@ -19,16 +19,16 @@ if TYPE_CHECKING:
     from scd.core.config import Config
 
 
-def results_dir(cfg: Config, root: str | Path = "results") -> Path:
-    return Path(root) / cfg.profile
+def results_dir(cfg: Config, results_root: str | Path = "results") -> Path:
+    return Path(results_root) / cfg.profile
 
 
-def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "results") -> Path:
+def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | Path = "results") -> Path:
     """Write runs.csv, per-sample test rows, trajectories, stage logs and weights (the config is
     written by the caller, which knows every seed the folder ends up holding).
 
     ``records``: the stage record of every row of ``runs``, by (model, task, seed)."""
-    out = results_dir(cfg, root)
+    out = results_dir(cfg, results_root)
     trajectory, stages = [], []
     for row in runs.itertuples():
         record = records[(row.model, row.task, row.seed)]
@@ -58,8 +58,8 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, root: str | Path = "r
     return out
 
 
-def has_results(cfg: Config, root: str | Path = "results") -> bool:
-    path = results_dir(cfg, root) / "runs.csv"
+def has_results(cfg: Config, results_root: str | Path = "results") -> bool:
+    path = results_dir(cfg, results_root) / "runs.csv"
     if not path.is_file():
         return False
     runs = pd.read_csv(path)
@@ -67,30 +67,30 @@ def has_results(cfg: Config, root: str | Path = "results") -> bool:
     return wanted <= set(zip(runs["model"], runs["task"], runs["seed"]))
 
 
-def load_runs(cfg: Config, root: str | Path = "results") -> pd.DataFrame:
-    runs = pd.read_csv(results_dir(cfg, root) / "runs.csv")
+def load_runs(cfg: Config, results_root: str | Path = "results") -> pd.DataFrame:
+    runs = pd.read_csv(results_dir(cfg, results_root) / "runs.csv")
     return runs[runs["task"].isin(cfg.tasks) & runs["seed"].isin(cfg.seeds)].reset_index(drop=True)
 
 
-def load_table(cfg: Config, name: str, root: str | Path = "results") -> pd.DataFrame:
+def load_table(cfg: Config, name: str, results_root: str | Path = "results") -> pd.DataFrame:
     """The rows of this config's tasks and seeds; tables that do not depend on the seed (prompt
     cuts, the train-split reference) have no seed column and are filtered by task only."""
-    frame = pd.read_csv(results_dir(cfg, root) / f"{name}.csv")
+    frame = pd.read_csv(results_dir(cfg, results_root) / f"{name}.csv")
     keep = frame["task"].isin(cfg.tasks)
     if "seed" in frame.columns:
         keep &= frame["seed"].isin(cfg.seeds)
     return frame[keep].reset_index(drop=True)
 
 
-def load_samples(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:
-    return pd.read_csv(results_dir(cfg, root) / "samples" / task / f"{model}_seed{seed}.csv")
+def load_samples(cfg: Config, task: str, model: str, seed: int, results_root: str | Path = "results") -> pd.DataFrame:
+    return pd.read_csv(results_dir(cfg, results_root) / "samples" / task / f"{model}_seed{seed}.csv")
 
 
-def reference_path(cfg: Config, task: str, root: str | Path = "results") -> Path:
+def reference_path(cfg: Config, task: str, results_root: str | Path = "results") -> Path:
     """Per-sample test rows of the train-split reference (``scd.scoring.reference``); one per task, as it
     does not depend on the run seed."""
-    return results_dir(cfg, root) / "samples" / task / "train_reference.csv"
+    return results_dir(cfg, results_root) / "samples" / task / "train_reference.csv"
 
 
-def load_weights(cfg: Config, task: str, model: str, seed: int, root: str | Path = "results") -> pd.DataFrame:
-    return pd.read_csv(results_dir(cfg, root) / "weights" / task / f"{model}_seed{seed}.csv")
+def load_weights(cfg: Config, task: str, model: str, seed: int, results_root: str | Path = "results") -> pd.DataFrame:
+    return pd.read_csv(results_dir(cfg, results_root) / "weights" / task / f"{model}_seed{seed}.csv")

@@ -23,14 +23,14 @@ if TYPE_CHECKING:
     from scd.core.config import Config
 
 
-def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
+def sfs_tfs(cfg: Config, results_root) -> dict[str, pd.DataFrame | float | str]:
     """The SFS/TFS analysis of notebook 6: the decomposition identity per task, seed and risk, the
     subset scores, the sub-task view, the margin prediction and the claims with their verdicts."""
     rows, scores, splits, samples = [], [], {}, {}
     headline = "scd_aw" if "scd_aw" in cfg.methods else cfg.methods[0]
     for task in cfg.tasks:
         for seed in cfg.seeds:
-            frames = {m: load_samples(cfg, task, m, seed, root) for m in cfg.models}
+            frames = {m: load_samples(cfg, task, m, seed, results_root) for m in cfg.models}
             samples[(task, seed)] = frames
             for risk in subsets.RISKS:
                 split = subsets.split_subdomains(frames["teacher_sft"], frames["student_sft"], risk)
@@ -44,7 +44,7 @@ def sfs_tfs(cfg: Config, root) -> dict[str, pd.DataFrame | float | str]:
         pooled = {m: pd.concat([samples[(task, s)][m] for s in cfg.seeds]) for m in ("teacher_sft", headline)}
         views.append(subsets.subtask_view(pooled["teacher_sft"], {headline: pooled[headline]}).assign(task=task))
     view = pd.concat(views, ignore_index=True)
-    margin, rho = margin_prediction(decomp, load_runs(cfg, root), headline)
+    margin, rho = margin_prediction(decomp, load_runs(cfg, results_root), headline)
     thin = set(tables.thin_tasks(cfg))  # as in Table 1's average: tasks with too little train data stay out
     claims = subsets.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
                                   {k: v for k, v in splits.items() if k[0] not in thin})
@@ -67,12 +67,12 @@ def margin_prediction(decomp: pd.DataFrame, runs: pd.DataFrame, headline: str) -
     return margin, margin[["predicted_margin", "achieved_margin"]].corr(method="spearman").iloc[0, 1]
 
 
-def table1_upstream_ner(cfg: Config, root) -> pd.DataFrame | None:
+def table1_upstream_ner(cfg: Config, results_root) -> pd.DataFrame | None:
     """Table 1 with the NER tasks scored by JMED-LLM's own code (``metrics.partial_f1_upstream``):
     the version comparable with the paper's numbers; None when the run has no NER task."""
     if not any(get_task(t).kind == "ner" for t in cfg.tasks):
         return None
-    return tables.table1(tables.score_table(cfg, root=root, ner="upstream"))
+    return tables.table1(tables.score_table(cfg, results_root=results_root, ner="upstream"))
 
 
 NER_PARSE = {"partial_f1": "strict F1", "n_unparsed": "strict unparsed", "partial_f1_lenient": "lenient F1",
@@ -100,27 +100,27 @@ def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     return cost.reset_index()
 
 
-def write_all(cfg: Config, root, ablation_tasks=()) -> list[Path]:
+def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     """Write every derived table of ``results/<profile>/`` (after the stages have been exported)."""
-    out = results_dir(cfg, root)
-    scores = tables.score_table(cfg, root=root)
+    out = results_dir(cfg, results_root)
+    scores = tables.score_table(cfg, results_root=results_root)
     paths = write_table(out / "scores_ci", scores) + write_table(out / "table1_ci", tables.table1(scores))
-    signal = signals.target_table(cfg, scores, root)
+    signal = signals.check_table(cfg, scores, results_root)
     if len(signal):
-        paths += write_table(out / "targets", signal)
-    upstream = table1_upstream_ner(cfg, root)
+        paths += write_table(out / "signal_checks", signal)
+    upstream = table1_upstream_ner(cfg, results_root)
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)
-    sub = sfs_tfs(cfg, root)
+    sub = sfs_tfs(cfg, results_root)
     for name in ("decomposition", "scores", "subtask_view", "claims"):
         paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
-    runs = load_runs(cfg, root)
+    runs = load_runs(cfg, results_root)
     paths += write_table(out / "efficiency", efficiency(runs))
     parses = ner_parses(runs)
     if parses is not None:
         paths += write_table(out / "ner_parses", parses)
     if ablation_tasks:
-        abl = ablations.load(cfg, ablation_tasks, root)
+        abl = ablations.load(cfg, ablation_tasks, results_root)
         paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())
-        paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, root=root))
+        paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, results_root=results_root))
     return paths

@@ -1,9 +1,9 @@
-"""Does a run's experiment have a signal? The signal targets, checked on its test results.
+"""Does a run's experiment have a signal? The signal checks, run on its test results.
 
 A distillation method can only be judged when the teacher has learnt something the student has
 not: the teacher must beat what a model gets without reading the input (chance) on the tasks the
 train split can teach, come near what a bag of n-grams learns from the same train items, and
-stand clearly above the student SFT. Each target is one row: the measured value, its 95%
+stand clearly above the student SFT. Each check is one row: the measured value, its 95%
 interval where it has one, the threshold and whether it is met. Computed from Table 1's scores
 (``tables.score_table``), so the verdict and the table cannot disagree.
 """
@@ -33,28 +33,28 @@ def chance_level(gold: pd.Series, kind: str) -> float:
     return 0.0 if kind == "ner" else float(gold.astype(str).value_counts(normalize=True).iloc[0])
 
 
-def target_table(cfg: Config, scores: pd.DataFrame, root="results") -> pd.DataFrame:
-    """One row per signal target that the run's tasks allow; empty when it has none."""
+def check_table(cfg: Config, scores: pd.DataFrame, results_root="results") -> pd.DataFrame:
+    """One row per signal check that the run's tasks allow; empty when it has none."""
     at = scores.set_index(["model", "task"])
     rows, above = [], []
     for task in (t for t in SIGNAL_TASKS if t in cfg.tasks):
         teacher = at.loc[("teacher_sft", task)]
-        gold = load_samples(cfg, task, "teacher_sft", cfg.seeds[0], root)["gold"]
+        gold = load_samples(cfg, task, "teacher_sft", cfg.seeds[0], results_root)["gold"]
         chance = chance_level(gold, get_task(task).kind)
         above.append(bool(teacher.lo > chance))
-        rows.append({"target": "teacher above chance (95% interval)", "task": task, "value": teacher["mean"],
+        rows.append({"check": "teacher above chance (95% interval)", "task": task, "value": teacher["mean"],
                      "lo": teacher.lo, "hi": teacher.hi, "threshold": chance, "met": above[-1]})
-    if len(above) == len(SIGNAL_TASKS):  # the count target is about all four
-        rows.append({"target": f"teacher above chance on ≥ {MIN_ABOVE_CHANCE} of {len(SIGNAL_TASKS)} tasks",
+    if len(above) == len(SIGNAL_TASKS):  # the count check is about all four
+        rows.append({"check": f"teacher above chance on ≥ {MIN_ABOVE_CHANCE} of {len(SIGNAL_TASKS)} tasks",
                      "task": ",".join(SIGNAL_TASKS), "value": float(sum(above)),
                      "threshold": float(MIN_ABOVE_CHANCE), "met": sum(above) >= MIN_ABOVE_CHANCE})
     for task in (t for t in REFERENCE_TASKS if t in cfg.tasks and (REFERENCE, t) in at.index):
         ratio = at.loc[("teacher_sft", task), "mean"] / at.loc[(REFERENCE, task), "mean"]
-        rows.append({"target": "teacher / train-split n-gram reference", "task": task, "value": ratio,
+        rows.append({"check": "teacher / train-split n-gram reference", "task": task, "value": ratio,
                      "threshold": MIN_REFERENCE_RATIO, "met": bool(ratio >= MIN_REFERENCE_RATIO)})
     if ("student_sft", "average") in at.index:
         student = at.loc[("student_sft", "average")]  # diff = student − teacher, paired over items and seeds
         gap, lo, hi = -student.diff_vs_teacher, -student.diff_hi, -student.diff_lo
-        rows.append({"target": "teacher − student SFT, task average (paired 95% interval)", "task": "average",
+        rows.append({"check": "teacher − student SFT, task average (paired 95% interval)", "task": "average",
                      "value": gap, "lo": lo, "hi": hi, "threshold": MIN_GAP, "met": bool(gap >= MIN_GAP and lo > 0)})
-    return pd.DataFrame(rows, columns=["target", "task", "value", "lo", "hi", "threshold", "met"])
+    return pd.DataFrame(rows, columns=["check", "task", "value", "lo", "hi", "threshold", "met"])

@@ -32,10 +32,10 @@ def upstream_credit(rows: pd.DataFrame) -> np.ndarray:
     return np.array([metrics.partial_f1_upstream(metrics.gold_entities(g), p) for g, p in zip(rows["gold"], preds)])
 
 
-def credit_matrix(cfg: Config, task: str, model: str, root="results", ner: str = "defined") -> np.ndarray:
+def credit_matrix(cfg: Config, task: str, model: str, results_root="results", ner: str = "defined") -> np.ndarray:
     """``[seeds, items]`` per-sample credit, items aligned by id across seeds and models.
     ``ner="upstream"`` scores NER tasks by JMED-LLM's code instead of the definition."""
-    frames = [load_samples(cfg, task, model, seed, root).sort_values("id") for seed in cfg.seeds]
+    frames = [load_samples(cfg, task, model, seed, results_root).sort_values("id") for seed in cfg.seeds]
     return np.stack([_credit(f, task, ner) for f in frames])
 
 
@@ -59,14 +59,14 @@ def _train_size(task: str, data_root: str) -> int:  # every table asks; the data
     return len(load_task(task, data_root)["train"])
 
 
-def score_table(cfg: Config, models=None, root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
+def score_table(cfg: Config, models=None, results_root="results", n_boot: int = 1000, ner: str = "defined") -> pd.DataFrame:
     """Long table: model (default: the run's, ``cfg.models``), task (and 'average', over the tasks
     with enough train data), mean, lo, hi, diff vs teacher, its interval, p."""
     thin, models = thin_tasks(cfg), cfg.models if models is None else models
-    credit = {m: {t: credit_matrix(cfg, t, m, root, ner) for t in cfg.tasks} for m in models}
-    teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", root, ner) for t in cfg.tasks}
-    if all(reference_path(cfg, t, root).is_file() for t in cfg.tasks):  # one row set, no seeds: [1, items]
-        credit[REFERENCE] = {t: _credit(pd.read_csv(reference_path(cfg, t, root)).sort_values("id"), t, ner)[None]
+    credit = {m: {t: credit_matrix(cfg, t, m, results_root, ner) for t in cfg.tasks} for m in models}
+    teacher = credit.get("teacher_sft") or {t: credit_matrix(cfg, t, "teacher_sft", results_root, ner) for t in cfg.tasks}
+    if all(reference_path(cfg, t, results_root).is_file() for t in cfg.tasks):  # one row set, no seeds: [1, items]
+        credit[REFERENCE] = {t: _credit(pd.read_csv(reference_path(cfg, t, results_root)).sort_values("id"), t, ner)[None]
                              for t in cfg.tasks}
     rows = []
     for model, per_task in credit.items():

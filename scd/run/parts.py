@@ -32,12 +32,12 @@ def _recomputed(cfg: Config, frame: pd.DataFrame) -> pd.Series:
     return frame["task"].isin(cfg.tasks) & frame["seed"].isin(cfg.seeds)
 
 
-def kept_rows(cfg: Config, root) -> tuple[dict[str, pd.DataFrame], Config]:
+def kept_rows(cfg: Config, results_root) -> tuple[dict[str, pd.DataFrame], Config]:
     """The committed rows of every (task, seed) this run does not recompute, and the config of
     the union (``union_config``). Refused when the kept rows were made with another value of a
     setting they depend on (any field but tasks and seeds, unless it is scoped with ``kinds=`` to
     task kinds none of the kept tasks has), or when the union would lack a (task, seed)."""
-    out = results_dir(cfg, root)
+    out = results_dir(cfg, results_root)
     if not (out / "runs.csv").is_file():
         return {}, cfg
     kept = {}
@@ -80,10 +80,10 @@ def _in_run_order(frame: pd.DataFrame, outer: list[str], order: dict[str, dict] 
                              kind="stable").reset_index(drop=True)
 
 
-def merge(cfg: Config, union: Config, root, kept: dict[str, pd.DataFrame], ablations: bool) -> None:
+def merge(cfg: Config, union: Config, results_root, kept: dict[str, pd.DataFrame], ablations: bool) -> None:
     """Join the kept rows with the ones this run exported (same file names); the ablation table
     only when this run wrote one (else the committed one stays as it is)."""
-    out = results_dir(cfg, root)
+    out = results_dir(cfg, results_root)
     tasks = {"task": {t: i for i, t in enumerate(union.tasks)}}
     for name, old in kept.items():
         if name == "ablations" and not ablations:
@@ -97,11 +97,11 @@ def merge(cfg: Config, union: Config, root, kept: dict[str, pd.DataFrame], ablat
         write_csv(Path(path), both)
 
 
-def environments(cfg: Config, union: Config, root, fingerprint: dict) -> dict:
+def environments(cfg: Config, union: Config, results_root, fingerprint: dict) -> dict:
     """Which machine made each seed (``environment_by_seed.json``; ``"<seed>/<task>"`` for a part
     that recomputed some tasks of a seed): parts may come from different machines, and the
     reproduction report should know which."""
-    path = results_dir(cfg, root) / "environment_by_seed.json"
+    path = results_dir(cfg, results_root) / "environment_by_seed.json"
     have = read_json(path) if path.is_file() else {}
     whole = set(cfg.tasks) >= set(union.tasks)
     parts = [str(s) for s in cfg.seeds] if whole else [f"{s}/{t}" for s in cfg.seeds for t in cfg.tasks]

@@ -49,27 +49,27 @@ def results_section(results_root: str | Path, profile: str = "cpu") -> str:
                                     load_runs(cfg, results_root), headline)
     lines += [sfs_tfs.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), profile,
                                   len(cfg.seeds)), ""]
-    if (out / "targets.csv").is_file():
-        lines += [signal_text(pd.read_csv(out / "targets.csv"), profile)]
+    if (out / "signal_checks.csv").is_file():
+        lines += [signal_text(pd.read_csv(out / "signal_checks.csv"), profile)]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def signal_text(targets: pd.DataFrame, profile: str) -> str:
+def signal_text(checks: pd.DataFrame, profile: str) -> str:
     """The signal checks (``scd.analysis.signal``) in one paragraph: which are met, which missed."""
     def item(r) -> str:
         where = "" if r.task == "average" else f" on {r.task.replace(',', ', ')}"
         if float(r.value).is_integer() and float(r.threshold).is_integer():  # a count
-            return f"{r.target}{where}: {r.value:.0f}"
+            return f"{r.check}{where}: {r.value:.0f}"
         interval = "" if pd.isna(r.lo) else f" [{r.lo:.3f}, {r.hi:.3f}]"
-        return f"{r.target}{where}: {r.value:.3f}{interval} vs {r.threshold:.3f}"
+        return f"{r.check}{where}: {r.value:.3f}{interval} vs {r.threshold:.3f}"
 
-    met = targets["met"].astype(str) == "True"
-    text = (f"**Does the run have a signal?** {int(met.sum())} of {len(targets)} checks met "
-            f"(`results/{profile}/targets.md`; chance = the test set's majority share, 0 for NER).")
+    met = checks["met"].astype(str) == "True"
+    text = (f"**Does the run have a signal?** {int(met.sum())} of {len(checks)} checks met "
+            f"(`results/{profile}/signal_checks.md`; chance = the test set's majority share, 0 for NER).")
     if met.any():
-        text += " Met: " + "; ".join(item(r) for r in targets[met].itertuples()) + "."
+        text += " Met: " + "; ".join(item(r) for r in checks[met].itertuples()) + "."
     if (~met).any():
-        text += " Missed: " + "; ".join(item(r) for r in targets[~met].itertuples()) + "."
+        text += " Missed: " + "; ".join(item(r) for r in checks[~met].itertuples()) + "."
     return text
 
 

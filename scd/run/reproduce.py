@@ -89,7 +89,7 @@ def ablation_tasks(cfg: Config, wanted: str = "crade") -> list[str]:
     return [t for t in wanted.split(",") if t in cfg.tasks] or list(cfg.tasks[:1])
 
 
-def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "scd_aw") -> pd.DataFrame:
+def run_ablations(cfg: Config, tasks, results_root="results", log=print, method: str = "scd_aw") -> pd.DataFrame:
     """Every ablation variant of ``method`` on ``tasks`` and the config's seeds; per-item test
     rows are kept with the results so that effects can be recomputed from results/ alone."""
     rows = []
@@ -98,7 +98,7 @@ def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "
             for seed in cfg.seeds:
                 record = distill_stage(cfg.replace(**overrides), method, task, seed)  # every rank trains
                 if ranks.is_main():
-                    write_csv(ablations.samples_path(cfg, root, name, method, task, seed),
+                    write_csv(ablations.samples_path(cfg, results_root, name, method, task, seed),
                               pd.read_csv(Path(record.path) / "test.csv", dtype={"id": str}))
                 rows.append({"variant": name, "method": method, "task": task, "seed": seed,
                              "primary": record.test.primary, "dev_best": max(s.dev.primary for s in record.stages),
@@ -108,13 +108,13 @@ def run_ablations(cfg: Config, tasks, root="results", log=print, method: str = "
     return pd.DataFrame(rows)
 
 
-def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str | None = None,
+def run_all(cfg: Config, results_root: str | Path = "results", log=print, ablations: str | None = None,
             merge: bool = False) -> Path:
     """Every stage (compute-or-load), then every table the notebooks show (written by rank 0 alone
     under ``accelerate launch``). ``ablations``: comma-separated tasks to run the ablations on.
-    ``merge``: keep the (task, seed) runs in ``root`` this run does not recompute (``scd.run.parts``)."""
+    ``merge``: keep the (task, seed) runs in ``results_root`` this run does not recompute (``scd.run.parts``)."""
     start = time.time()
-    kept, union = parts.kept_rows(cfg, root) if merge else ({}, cfg)  # read by every rank before anything is written
+    kept, union = parts.kept_rows(cfg, results_root) if merge else ({}, cfg)  # read by every rank before anything is written
     log = log if ranks.is_main() else (lambda *_: None)
     progress = Progress(2 + len(cfg.seeds) * len(cfg.tasks) * len(cfg.models), log)
     base = {}
@@ -129,59 +129,59 @@ def run_all(cfg: Config, root: str | Path = "results", log=print, ablations: str
     abl_seeds = tuple(s for s in union.seeds if s not in done) if abl_tasks else ()
     if abl_seeds:  # every seed of the union that has no ablation rows yet
         log(f"ablations on {abl_tasks}, seeds {list(abl_seeds)} ...")
-        table = run_ablations(union.replace(seeds=abl_seeds), abl_tasks, root, log)
+        table = run_ablations(union.replace(seeds=abl_seeds), abl_tasks, results_root, log)
     if not ranks.is_main():
-        return results_dir(cfg, root)
+        return results_dir(cfg, results_root)
     if not cfg.task_cards:  # the benchmark's data summary (built-in tasks only)
-        write_data_summary(Path(root))
-    out = export(cfg, runs, records, root)
+        write_data_summary(Path(results_root))
+    out = export(cfg, runs, records, results_root)
     reference = []
     for task in union.tasks:  # what the train split alone gives (seconds; no LM)
         splits = task_splits(cfg, task)
-        write_csv(reference_path(cfg, task, root), reference_rows(task, splits["train"], splits["test"]))
+        write_csv(reference_path(cfg, task, results_root), reference_rows(task, splits["train"], splits["test"]))
         reference += reference_scores(task, splits)
     write_table(out / "reference_scores", pd.DataFrame(reference))
     write_table(out / "prompt_cuts", prompt_cuts(union, load_tokenizer(path)))
     if abl_seeds:
         write_csv(out / "ablations.csv", table)
-    parts.merge(cfg, union, root, kept, bool(abl_seeds))
+    parts.merge(cfg, union, results_root, kept, bool(abl_seeds))
     machine = environment.fingerprint()
-    write_json(out / "environment_by_seed.json", parts.environments(cfg, union, root, machine))
+    write_json(out / "environment_by_seed.json", parts.environments(cfg, union, results_root, machine))
     cfg = union
     write_json(out / "config.json", cfg.to_dict())
     write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
     write_json(out / "environment.json", machine)
-    paths = write_all(cfg, root, abl_tasks)
+    paths = write_all(cfg, results_root, abl_tasks)
     write_json(out / "timing.json", {"wall_s": time.time() - start})
     log(f"tables -> {out} ({len(paths)} files)")
     return out
 
 
-def ensure_results(cfg: Config, root: str | Path = "results", log=print) -> Path:
+def ensure_results(cfg: Config, results_root: str | Path = "results", log=print) -> Path:
     """Compute-or-load for notebooks. A results folder that holds other tasks or seeds is never
     replaced by a smaller one: asking it for runs it does not have is an error that says how to
     get them."""
-    if has_results(cfg, root):
-        return results_dir(cfg, root)
-    runs = results_dir(cfg, root) / "runs.csv"
+    if has_results(cfg, results_root):
+        return results_dir(cfg, results_root)
+    runs = results_dir(cfg, results_root) / "runs.csv"
     if runs.is_file():
         have = pd.read_csv(runs)
         raise FileNotFoundError(
             f"{runs} holds tasks {sorted(set(have.task))} and seeds {sorted(set(have.seed))}, not all of tasks "
             f"{list(cfg.tasks)} and seeds {list(cfg.seeds)}: compute them with `python -m scd reproduce "
             f"--profile {cfg.profile} --seeds {','.join(map(str, cfg.seeds))}`, or pass an empty results_dir")
-    log(f"no results in {results_dir(cfg, root)}: computing every stage of profile {cfg.profile} first "
+    log(f"no results in {results_dir(cfg, results_root)}: computing every stage of profile {cfg.profile} first "
         f"(tasks {list(cfg.tasks)}, seeds {list(cfg.seeds)}); progress below")
-    return run_all(cfg, root, log)
+    return run_all(cfg, results_root, log)
 
 
-def ensure_ablations(cfg: Config, tasks, root="results", log=print) -> pd.DataFrame:
+def ensure_ablations(cfg: Config, tasks, results_root="results", log=print) -> pd.DataFrame:
     """Compute-or-load of the ablation table, by the rule of ``ensure_results``: computed only
     into a results folder that has none."""
-    path = results_dir(cfg, root) / "ablations.csv"
+    path = results_dir(cfg, results_root) / "ablations.csv"
     if not path.is_file():
-        write_csv(path, run_ablations(cfg, tasks, root, log))
-    return ablations.load(cfg, tasks, root)
+        write_csv(path, run_ablations(cfg, tasks, results_root, log))
+    return ablations.load(cfg, tasks, results_root)
 
 
 # ------------------------------------------------------------------ the commands
@@ -239,9 +239,9 @@ def main_job(cfg: Config, out: str | None = None, in_place: bool = False, ablati
     return 0
 
 
-def refuse_shrinking(cfg: Config, root) -> None:
+def refuse_shrinking(cfg: Config, results_root) -> None:
     """``--in-place`` replaces the committed results of the profile: never by fewer tasks or seeds."""
-    runs = results_dir(cfg, root) / "runs.csv"
+    runs = results_dir(cfg, results_root) / "runs.csv"
     if not runs.is_file():
         return
     have = pd.read_csv(runs)
@@ -253,16 +253,16 @@ def refuse_shrinking(cfg: Config, root) -> None:
 
 def render_committed(profile: str, seeds: str | None = None, overrides: dict | None = None) -> int:
     """Re-execute the notebooks in place from the committed results; nothing is trained."""
-    root = project_path("results")
-    runs = results_dir(get_config(profile), root) / "runs.csv"
+    results_root = project_path("results")
+    runs = results_dir(get_config(profile), results_root) / "runs.csv"
     if not runs.is_file():
         raise SystemExit(f"no committed results in {runs.parent}: run `make reproduce` (computes them) instead")
     seeds = seeds or ",".join(map(str, sorted(set(pd.read_csv(runs)["seed"]))))
     cfg = get_config(profile, seeds=seeds, **(overrides or {}))
-    if not has_results(cfg, root):
+    if not has_results(cfg, results_root):
         raise SystemExit(f"{runs} lacks some of tasks {list(cfg.tasks)} x seeds {list(cfg.seeds)}")
     log = tee(project_path("reproduction") / f"notebooks-{seeds_tag(cfg)}" / "run.log")
-    params = {"profile": profile, "seeds": list(cfg.seeds), "results_dir": str(root),
+    params = {"profile": profile, "seeds": list(cfg.seeds), "results_dir": str(results_root),
               "figures_dir": str(project_path("figures"))}
     return 0 if _render(params, None, project_path("reproduction") / f"notebooks-{seeds_tag(cfg)}", log) else 1
 

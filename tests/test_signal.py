@@ -1,4 +1,4 @@
-"""The signal targets on hand-made scores: chance levels, thresholds and the verdicts."""
+"""The signal checks on hand-made scores: chance levels, thresholds and the verdicts."""
 import pandas as pd
 import pytest
 
@@ -17,7 +17,7 @@ def _score(model, task, mean, lo, hi, diff=None):
     return row | ({} if diff is None else {"diff_vs_teacher": diff[0], "diff_lo": diff[1], "diff_hi": diff[2]})
 
 
-def test_each_target_is_met_or_missed_by_its_own_rule(tmp_path):
+def test_each_check_is_met_or_missed_by_its_own_rule(tmp_path):
     cfg = get_config("smoke", tasks=("crade", "smdis", "rrtnm", "nrner"))
     gold = {"crade": ["A", "B", "C", "D"], "smdis": ["A", "B", "A", "B"], "rrtnm": ["A", "A", "B", "C"], "nrner": ["['x']"] * 4}
     for task, labels in gold.items():
@@ -32,19 +32,19 @@ def test_each_target_is_met_or_missed_by_its_own_rule(tmp_path):
         _score("train_reference", "crade", 0.75, 0.65, 0.85),
         _score("student_sft", "average", 0.30, 0.25, 0.35, diff=(-0.06, -0.09, -0.01)),
     ])
-    table = signal.target_table(cfg, scores, tmp_path).set_index(["target", "task"])
+    table = signal.check_table(cfg, scores, tmp_path).set_index(["check", "task"])
     above = table.xs("teacher above chance (95% interval)")
     assert above.threshold.to_dict() == {"crade": 0.25, "smdis": 0.5, "rrtnm": 0.5, "nrner": 0.0}
     assert above.met.to_dict() == {"crade": True, "smdis": True, "rrtnm": False, "nrner": False}
     count = table.loc[("teacher above chance on ≥ 3 of 4 tasks", "crade,smdis,rrtnm,nrner")]
     assert (count.value, count.met) == (2.0, False)
-    three = signal.target_table(cfg.replace(tasks=("crade", "rrtnm", "nrner")), scores, tmp_path)
-    assert "teacher above chance on ≥ 3 of 4 tasks" not in set(three.target)  # a count of three tasks says nothing
+    three = signal.check_table(cfg.replace(tasks=("crade", "rrtnm", "nrner")), scores, tmp_path)
+    assert "teacher above chance on ≥ 3 of 4 tasks" not in set(three.check)  # a count of three tasks says nothing
     ratio = table.loc[("teacher / train-split n-gram reference", "crade")]
     assert ratio.value == pytest.approx(0.8) and not ratio.met
     gap = table.loc[("teacher − student SFT, task average (paired 95% interval)", "average")]
     assert (gap.value, gap.lo, gap.hi) == pytest.approx((0.06, 0.01, 0.09)) and gap.met
     narrow = scores.assign(diff_lo=lambda f: f.diff_lo.where(f.model != "student_sft", -0.07),
                            diff_hi=lambda f: f.diff_hi.where(f.model != "student_sft", 0.01))
-    again = signal.target_table(cfg, narrow, tmp_path).set_index("task")
+    again = signal.check_table(cfg, narrow, tmp_path).set_index("task")
     assert not again.loc["average", "met"]  # a gap of 0.06 whose interval reaches 0 is not a gap
