@@ -59,8 +59,9 @@ def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])
-    return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"], "weights_sha256": fingerprint(model)["sha256"],
-            "wall_s": time.time() - start}
+    return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"],
+            "weights_sha256": fingerprint(model)["sha256"], "wall_s": time.time() - start,
+            "kernel_switches": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}}
 
 
 def main(argv=None) -> int:
@@ -74,7 +75,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("SCD_QUIET", "1")
     cfg = get_config(args.profile)
     committed = project_path("results") / args.profile / "base_models.json"
-    reference = read_json(committed)[args.role]["loss_curve"] if committed.is_file() else None
+    reference = read_json(committed)[args.role]["details"]["loss_curve"] if committed.is_file() else None
     runs = []
     with tempfile.TemporaryDirectory() as tok_runs:
         for threads in map(int, args.threads.split(",")):

@@ -8,12 +8,18 @@
     run.table1()                 # Table 1's rows: teacher, student, SCD+AW, the n-gram reference
     run.samples("scd_aw")        # per-item test rows (prediction, credit, gold loss)
 
+Without a card, a file of ``prompt``/``completion`` rows (the usual SFT layout) is a free-text task
+named after the file: ``domain.run("my_task.jsonl", ...)``.
+
 Everything runs through the same stages as the built-in tasks (compute-or-load, resumable), and
 writes the same ``results/<profile>/`` files, so notebooks 04–06 open it with
 ``results_dir=<out>/results`` and ``task_cards=<card>``.
 """
 from __future__ import annotations
 
+import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +28,7 @@ import pandas as pd
 from scd.core.config import Config, get_config
 from scd.core.io import user_path
 from scd.core.methods import METHODS, is_baseline, sft_role
-from scd.core.cards import card_from_dict, load_card
+from scd.core.cards import TaskCard, card_from_dict, load_card
 
 
 def write_card(path: str | Path, **keys) -> Path:
@@ -39,6 +45,68 @@ def write_card(path: str | Path, **keys) -> Path:
     return path
 
 
+def data_card(data: str | Path) -> TaskCard:
+    """The card of a data file given without one, in the common SFT layout: ``prompt`` and
+    ``completion`` fields, a free-text task named after the file, split by the default rule. Built
+    in memory; its ``source`` is the data itself (``is_data_card``)."""
+    data = str(data) if str(data).startswith("hub:") else str(user_path(data))
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", Path(data.removeprefix("hub:")).stem)
+    return card_from_dict({"name": name, "data": data, "kind": "text", "prompt": "prompt", "answer": "completion"},
+                          source=data)
+
+
+def is_data_card(card: TaskCard) -> bool:
+    return card.source == card.data
+
+
+def task_card(path: str | Path) -> TaskCard:
+    """A card file (``.yaml``/``.yml``, or a ``.json`` object with a ``kind``), or else a data file
+    read as prompt/completion rows (``data_card``)."""
+    if str(path).startswith("hub:"):
+        return data_card(path)
+    path = user_path(path)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_card(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        try:
+            values = json.loads(path.read_text(encoding="utf-8-sig"))
+        except ValueError:  # JSON lines, or not JSON at all: data (its reader names the line)
+            values = None
+        if isinstance(values, dict) and "kind" in values:
+            return load_card(path)
+    return data_card(path)
+
+
+def check_cards(cards) -> list[TaskCard]:
+    """Every card and every row of its data read and checked, with its splits (seconds): a bad
+    row stops the run before any tokenizer or model work, naming the file and the row."""
+    from scd.data.cards import card_splits
+    from scd.data.sampling import DATA_SEED
+
+    loaded = [task_card(c) for c in ([cards] if isinstance(cards, (str, Path)) else cards)]
+    for card in loaded:
+        card_splits(card, DATA_SEED)
+    return loaded
+
+
+def card_file(card: TaskCard, folder: str | Path) -> Path:
+    """A card file for a card built in memory (the config, and every process of a launch, name
+    cards by file): ``<folder>/<name>.card.yaml``, rewritten only when it differs."""
+    import yaml
+
+    if not is_data_card(card):
+        return Path(card.source)
+    path = user_path(folder) / f"{card.name}.card.yaml"
+    text = yaml.safe_dump({"name": card.name, "data": card.data, "kind": card.kind, "prompt": card.prompt,
+                           "answer": card.answer}, allow_unicode=True, sort_keys=False)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several processes may write it at once
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return path
+
+
 def export_builtin(task: str, folder: str | Path, fmt: str = "jsonl", name: str | None = None, data_root=None) -> Path:
     """A built-in task's splits as a task file with a split column, and its card: the same data
     through the generic path (notebook 9; the test that both paths score alike)."""
@@ -51,7 +119,9 @@ def export_builtin(task: str, folder: str | Path, fmt: str = "jsonl", name: str 
     records = [r | {"id": r["id"].split("/", 1)[1]} for s in ("train", "dev", "test") for r in splits[s]]
     data = write_task_file(records, user_path(folder) / f"{name}.{fmt}")
     labels = {"choice": list(LETTERS[:spec.n_options]), "yesno": ["yes", "no", "maybe"]}.get(spec.kind)
-    keys = dict(name=name, data=data.name, kind=spec.kind, id="id", split="split", tag="tag", lang=spec.lang)
+    # its base LMs read the benchmark corpus, as the built-in task's do, so both paths train alike
+    keys = dict(name=name, data=data.name, kind=spec.kind, id="id", split="split", tag="tag", lang=spec.lang,
+                set={"corpus_tasks": None})
     keys |= {"labels": labels} if labels else {}
     keys |= {"kappa_weights": spec.kappa_weights} if spec.kappa_weights else {}
     return write_card(data.with_suffix(".yaml"), **keys)
@@ -61,7 +131,7 @@ def preview(card: str | Path, n: int = 3) -> pd.DataFrame:
     """The first ``n`` records of a card's file as the pipeline reads them."""
     from scd.data.cards import card_records
 
-    frame = pd.DataFrame(card_records(load_card(card))[:n])
+    frame = pd.DataFrame(card_records(task_card(card))[:n])
     frame["prompt"] = frame["prompt"].str.slice(0, 80) + "…"
     return frame[[c for c in ("id", "split", "tag", "prompt", "answer") if c in frame]]
 
@@ -69,11 +139,16 @@ def preview(card: str | Path, n: int = 3) -> pd.DataFrame:
 def against_builtin(result: DomainRun, task: str, card_task: str | None = None) -> pd.DataFrame:
     """Test scores of the generic path (``card_task``: the run's card task, its only one by
     default) next to the built-in task's own stages on the same data, config and seeds
-    (computed or loaded): equal when the card reads the built-in task's data."""
+    (computed or loaded): equal when the card reads the built-in task's data and the run's base LMs
+    read the benchmark corpus (``corpus_tasks`` set; by default a card run's read its cards)."""
     from scd.stages.base_sft import sft_stage
     from scd.stages.distill import distill_stage
+    from scd.stages.store import runs_root, runs_under
 
-    cfg = result.cfg.replace(task_cards=(), tasks=(task,))
+    corpus = result.cfg.corpus_tasks
+    if corpus and set(corpus) & set(result.cfg.tasks):  # the cards' corpus: the built-in side reads the profile's
+        corpus = get_config(result.cfg.profile).corpus_tasks
+    cfg = result.cfg.replace(task_cards=(), tasks=(task,), corpus_tasks=corpus)
     if card_task is None and len(result.cfg.tasks) != 1:
         raise ValueError(f"against_builtin: the run has tasks {list(result.cfg.tasks)}; name the card_task")
     runs = result.runs()
@@ -81,8 +156,9 @@ def against_builtin(result: DomainRun, task: str, card_task: str | None = None) 
     rows = []
     for seed in cfg.seeds:
         for model in cfg.models:
-            record = (sft_stage(cfg, sft_role(model), task, seed) if is_baseline(model)
-                      else distill_stage(cfg, model, task, seed))
+            with runs_under(result.runs_root or runs_root()):
+                record = (sft_stage(cfg, sft_role(model), task, seed) if is_baseline(model)
+                          else distill_stage(cfg, model, task, seed))
             mine = runs[(runs.model == model) & (runs.seed == seed)].iloc[0]
             rows.append({"model": model, "seed": seed, "task file": mine.primary, f"built-in {task}": record.test.primary,
                          "equal": mine.primary == record.test.primary})
@@ -119,8 +195,14 @@ def domain_config(cards, teacher: str | None = None, student: str | None = None,
                          "tasks, and run's seeds and methods arguments (--seeds, --method) the rest")
     methods = [methods] if isinstance(methods, str) else list(methods or ["all"])
     methods = list(METHODS) if methods == ["all"] else methods
-    return get_config(profile, **from_cards | model_overrides(teacher, student) | overrides, task_cards=paths,
-                      tasks=[c.name for c in loaded], methods=methods, seeds=seeds)
+    cfg = get_config(profile, **from_cards | model_overrides(teacher, student) | overrides, task_cards=paths,
+                     tasks=[c.name for c in loaded], methods=methods, seeds=seeds)
+    if teacher is None and student is None and "corpus_tasks" not in from_cards | overrides \
+            and cfg.model_source in ("scratch", "gemma"):
+        # the profile's own pair learns the user's domain from the cards' train splits: the run needs
+        # neither the benchmark data nor its vocabulary (set corpus_tasks to keep the benchmark's)
+        cfg = cfg.replace(corpus_tasks=cfg.tasks)
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -129,6 +211,7 @@ class DomainRun:
 
     cfg: Config
     results_root: Path
+    runs_root: Path | None = None  # its stages' folder (None: ``runs_root()`` when read)
 
     def runs(self) -> pd.DataFrame:
         from scd.analysis.export import load_runs
@@ -156,10 +239,16 @@ class DomainRun:
 def run(cards, teacher: str | None = None, student: str | None = None, methods=("scd_aw",), profile: str = "cpu",
         seeds=(0,), out: str | Path = "scd-out", log=print, **overrides) -> DomainRun:
     """Teacher SFT with its checkpoints, the student anchor, ``methods`` and the evaluation on the
-    cards' tasks; every stage compute-or-load (rerun to resume). Results -> ``<out>/results``."""
+    cards' tasks; every stage compute-or-load (rerun to resume). Results -> ``<out>/results``.
+    ``cards``: card files, or data files of prompt/completion rows (``task_card``); all are checked,
+    every row, before the first stage. Stages (checkpoints, caches) -> ``<out>/runs`` unless
+    ``SCD_RUNS_DIR`` names a folder."""
     from scd.run.reproduce import run_all
+    from scd.stages.store import runs_under
 
-    cfg = domain_config(cards, teacher, student, methods, profile, seeds, **overrides)
+    paths = [card_file(card, out) for card in check_cards(cards)]
+    cfg = domain_config(paths, teacher, student, methods, profile, seeds, **overrides)
     results_root = user_path(out) / "results"
-    run_all(cfg, results_root, log)
-    return DomainRun(cfg, results_root)
+    with runs_under(user_path(out) / "runs") as runs_root:  # SCD_RUNS_DIR, if set, wins
+        run_all(cfg, results_root, log)
+    return DomainRun(cfg, results_root, runs_root)

@@ -106,10 +106,12 @@ def _run_all(args):
 
 def _run(args):
     from scd import api
-    from scd.core.cards import load_card
     absolute_env()
-    out = args.out or "scd-" + "-".join(load_card(c).name for c in args.task_card)
-    result = api.run(args.task_card, args.teacher, args.student, args.method.split(","), args.profile,
+    cards = (args.task_card or []) + (args.data or [])
+    if not cards:
+        raise ValueError("run: give --task-card FILE (a task card) or --data FILE (prompt/completion rows)")
+    out = args.out or "scd-" + "-".join(api.task_card(c).name for c in cards)
+    result = api.run(cards, args.teacher, args.student, args.method.split(","), args.profile,
                      args.seeds, out, **parse_overrides(args.set))
     if ranks.is_main():
         print(result.table1().to_string())
@@ -164,8 +166,9 @@ COMMANDS = (
     Command("run-all", "every stage for every task and seed, then results/ tables (no notebooks)", _run_all,
             (opt("--out", default="results"),), ranks=True),
     Command("run", "SCD on your own task: teacher SFT with checkpoints, student anchor, methods, evaluation", _run, (
-        opt("--task-card", action="append", required=True, metavar="FILE",
-            help="task card (YAML); repeat for several tasks"),
+        opt("--task-card", action="append", metavar="FILE", help="task card (YAML); repeat for several tasks"),
+        opt("--data", action="append", metavar="FILE", help="instead of a card: a file of prompt/completion rows "
+            "(JSONL, CSV, Parquet), a free-text task named after the file; repeatable"),
         opt("--teacher", help="teacher: local folder or hub id (default: the profile's own pair)"),
         opt("--student", help="student: local folder or hub id, same tokenizer as the teacher"),
         opt("--method", default="scd_aw", help="comma-separated methods, or all (td,cd,scd,td_aw,cd_aw,scd_aw)"),
@@ -174,11 +177,16 @@ COMMANDS = (
 )
 
 
+DEBUG_HELP = "on an error in the input, the full traceback (also SCD_DEBUG=1), not one line"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scd", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         p = sub.add_parser(command.name, help=command.help)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
         if command.run_opts:
             p.add_argument("--profile", default="cpu", help="smoke | cpu | gemma | paper")
             p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field")
@@ -187,12 +195,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user's input gets wrong (a card, a row, a config value, a path): DataError is a ValueError.
+USER_ERRORS = (ValueError, FileNotFoundError)
+
+
+def error_line(exc: BaseException) -> str:
+    """The message on one line; a missing file as its path."""
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"no such file: {exc.filename}"
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    """A mistake in the input ends with ``scd: error: <message>`` on stderr and exit code 2, as
+    argparse's own; its traceback only with ``--debug`` or ``SCD_DEBUG=1`` (it points into the
+    package, not at the file and row the message names)."""
     args = build_parser().parse_args(argv)
     command = next(c for c in COMMANDS if c.name == args.command)
-    if command.ranks:
-        ranks.init()
-    code = command.run(args)
+    try:
+        if command.ranks:
+            ranks.init()
+        code = command.run(args)
+    except USER_ERRORS as exc:
+        if args.debug or os.environ.get("SCD_DEBUG", "0") not in ("", "0"):
+            raise
+        print(f"scd: error: {error_line(exc)}", file=sys.stderr)
+        return 2
     return 0 if code is None else code
 
 

@@ -57,3 +57,20 @@ def test_decode_throughput_generates_exactly_the_fixed_number_of_tokens(smoke_cf
                          do_sample=False, pad_token_id=tok.pad_token_id)
     assert out.shape == (2, 22)
     assert deployment.decode_tokens_per_s(model, [[5, 6, 7]], 12, 2, tok.pad_token_id, prompt_len=10, repeats=1) > 0
+
+
+def test_determinism_benchmark_runs_on_smoke(smoke_cfg, tmp_path):
+    """Two runs with the same thread count give the same weights: the record the benchmark commits."""
+    spec = importlib.util.spec_from_file_location("determinism", os.path.join(os.path.dirname(BENCH), "determinism.py"))
+    det = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(det)
+    runs_before = os.environ.get("SCD_RUNS_DIR")
+    try:
+        assert det.main(["--profile", "smoke", "--steps", "2", "--threads", "1,1", "--out", str(tmp_path)]) == 0
+    finally:
+        os.environ["SCD_RUNS_DIR"] = runs_before
+    record = pd.read_json(tmp_path / "smoke_teacher_base.json", typ="series")
+    first, second = record["runs"]
+    assert first["steps"] == 2 and len(first["weights_sha256"]) == 16
+    assert first["weights_sha256"] == second["weights_sha256"] and first["loss_curve"] == second["loss_curve"]
+    assert record["environment"]["cores"] >= 1

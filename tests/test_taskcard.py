@@ -168,11 +168,13 @@ def test_an_exported_builtin_task_reads_back_as_the_same_records(data_dir, tmp_p
 
 @pytest.fixture(scope="module")
 def generic(smoke_cfg, tmp_path_factory):
-    """The CLI's generic path on smoke: the built-in CRADE exported to JSONL, with SCD+AW."""
+    """The CLI's generic path on smoke: the built-in CRADE exported to JSONL, with SCD+AW, its base
+    LMs built from the profile's benchmark corpus (by default a card run's read the card's text)."""
     folder = tmp_path_factory.mktemp("generic")
     card = domain.export_builtin("crade", folder, "jsonl", name="crade_jsonl")
+    corpus = ",".join(smoke_cfg.corpus_tasks)
     assert cli.main(["run", "--task-card", str(card), "--profile", "smoke", "--method", "scd_aw",
-                     "--out", str(folder / "out")]) == 0
+                     "--out", str(folder / "out"), "--set", f"corpus_tasks={corpus}"]) == 0
     return folder
 
 

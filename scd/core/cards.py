@@ -55,6 +55,9 @@ class TaskCard:
         fmt = self.resolved_format()
         if fmt not in FORMATS:
             raise DataError(f"{where}: format {fmt!r}; expected one of {list(FORMATS)}")
+        spaced = [x for x in self.labels or () if not x or x != x.strip()]
+        if spaced:  # answers are stripped before the check, so such a label could never match one
+            raise DataError(f"{where}: label {spaced[0]!r} is empty or has surrounding whitespace")
         if self.kind == "choice":
             letters = "".join(self.labels or ())
             if len(letters) < 2 or not LETTERS.startswith(letters):
@@ -99,9 +102,21 @@ class TaskCard:
 CARD_KEYS = tuple(f.name for f in fields(TaskCard) if f.name not in ("overrides", "source")) + ("set",)
 
 
+def yes_no_text(value) -> str:
+    """A yes/no label or answer as text: YAML 1.1 reads an unquoted ``yes``/``no`` as True/False
+    and JSON data may hold true/false, so booleans (only they) mean "yes"/"no". Used for yes/no
+    tasks only: elsewhere True is not an answer anyone wrote."""
+    if type(value).__name__ in ("bool", "bool_"):  # Python's and numpy's (Parquet, datasets)
+        return "yes" if value else "no"
+    return str(value)
+
+
 def card_from_dict(values: dict, source: str = "flags", base: Path | None = None) -> TaskCard:
     """A card from its keys; ``data`` relative to ``base`` (the card's folder). ``set``: profile
-    overrides the card carries (training numbers)."""
+    overrides the card carries (training numbers). Labels: a list, or one comma-separated string
+    whose items are stripped; for a yes/no task, YAML's booleans from unquoted yes/no are mapped
+    back (``yes_no_text``). A listed label with surrounding whitespace is refused (answers are
+    stripped before they are checked against the labels)."""
     unknown = sorted(set(values) - set(CARD_KEYS))
     if unknown:
         raise DataError(f"task card {source}: unknown key(s) {unknown}; expected some of {list(CARD_KEYS)}")
@@ -115,7 +130,9 @@ def card_from_dict(values: dict, source: str = "flags", base: Path | None = None
     values["data"] = data
     if values.get("labels") is not None:
         labels = values["labels"]
-        values["labels"] = tuple(str(x) for x in (labels.split(",") if isinstance(labels, str) else labels))
+        if isinstance(labels, str):  # "A, B, C": the spaces belong to the separator
+            labels = [x.strip() for x in labels.split(",")]
+        values["labels"] = tuple(yes_no_text(x) if values.get("kind") == "yesno" else str(x) for x in labels)
     overrides = values.pop("set", None) or {}
     if not isinstance(overrides, dict):
         raise DataError(f"task card {source}: set must map config fields to values, got {overrides!r}")
@@ -130,7 +147,7 @@ def load_card(path: str | Path) -> TaskCard:
     if not path.is_file():
         raise DataError(f"task card {path}: no such file")
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        values = yaml.safe_load(path.read_text(encoding="utf-8-sig"))  # a byte-order mark is no key
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DataError(f"task card {path}: not valid UTF-8 YAML ({exc})") from exc
     if not isinstance(values, dict):

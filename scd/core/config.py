@@ -39,13 +39,17 @@ STAGES = ("tokenizer", "base", "sft", "cache", "distill")
 
 
 def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kinds: tuple[str, ...] | None = None,
-       **kw):
+       keyed_when_set: bool = False, **kw):
     """A config field; ``key``: the stages whose identity it is part of (``()``: none, with the
     reason in ``help``); ``kinds``: the task kinds whose SFT stages read it (None: every task), so
-    a setting for NER lists leaves the stages of the other tasks where they are."""
+    a setting for NER lists leaves the stages of the other tasks where they are;
+    ``keyed_when_set``: it enters those keys only when it differs from its default, so a field
+    added later leaves the keys of every stage computed before it (and of every run that leaves it
+    at its default) as they were."""
     assert set(key) <= set(STAGES) and role in (None, "teacher", "student"), (key, role)
     assert kinds is None or set(key) == {"sft"}, "kinds= scopes SFT keys only (their key names the task)"
-    return field(default=default, metadata={"help": help, "key": key, "role": role, "kinds": kinds, **kw})
+    return field(default=default, metadata={"help": help, "key": key, "role": role, "kinds": kinds,
+                                            "keyed_when_set": keyed_when_set, **kw})
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class Config:
     student: ModelSpec | None = _f(None, "student architecture (scratch)", key=("base",), role="student")
     teacher_id: str = _f("", "hub id or local path of the teacher (hub)", key=("base",), role="teacher")
     student_id: str = _f("", "hub id or local path of the student (hub)", key=("base",), role="student")
-    corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all",
+    corpus_tasks: tuple[str, ...] | None = _f(None, "tasks whose train text builds tokenizer and base LMs; None = all "
+                                              "built-in tasks (a card run with the profile's own pair: its cards)",
                                               key=("tokenizer", "base"))
     corpus_excludes_eval: bool = _f(False, "drop from that corpus every passage that also occurs in a dev or test "
                                     "split (splits are disjoint by question, not by passage)", key=("tokenizer", "base"))
@@ -108,6 +113,9 @@ class Config:
                          "loses text, around the term the question asks about)", key=("sft", "cache"))
     prompt_room: str = _f("uniform", "prompt room: uniform (max_length - max_new_tokens for every task) or "
                           "by_kind (choice/yes-no prompts keep all but a 4-token answer reserve)", key=("sft", "cache"))
+    chat_template: bool = _f(False, "instruction-tuned models: each prompt is a user turn in the tokenizer's chat "
+                             "template, the assistant's turn opened (training, targets and generation alike)",
+                             key=("sft", "cache"), keyed_when_set=True)
     stop_at_bracket: bool = _f(False, "NER: end generation at the list's closing bracket (instead of EOS or "
                                "the budget)", key=("sft",))
     stop_at_repeat: bool = _f(False, "NER: a list ends before its first repeated entity (closed with ']'), so a "
@@ -143,10 +151,10 @@ class Config:
         else:
             cards = {}
         unknown = [t for t in self.tasks if t not in TASKS and t not in cards] + \
-            [t for t in self.corpus_tasks or () if t not in TASKS]
+            [t for t in self.corpus_tasks or () if t not in TASKS and t not in cards]
         if unknown or not self.tasks:
             raise ValueError(f"config tasks: unknown {unknown}; expected a non-empty subset of {list(TASKS)} or of "
-                             f"the task cards' tasks {list(cards)} (corpus_tasks: built-in tasks only)")
+                             f"the task cards' tasks {list(cards)} (corpus_tasks too)")
         bad = [m for m in self.methods if not is_method(m)]
         if bad or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"config methods={list(self.methods)}: expected distinct methods of "
@@ -188,7 +196,8 @@ class Config:
         other task kinds, left out)."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if stage in f.metadata["key"] and f.metadata["role"] in (None, role)
-                and (f.metadata["kinds"] is None or kind in f.metadata["kinds"])}
+                and (f.metadata["kinds"] is None or kind in f.metadata["kinds"])
+                and not (f.metadata["keyed_when_set"] and getattr(self, f.name) == f.default)}
 
     def divergence_params(self) -> dict:
         """Keyword arguments of the KD divergence, from the fields that set them."""

@@ -11,7 +11,7 @@ import ast
 import json
 from pathlib import Path
 
-from scd.core.cards import SPLIT_NAMES, TaskCard
+from scd.core.cards import SPLIT_NAMES, TaskCard, yes_no_text
 from scd.core.io import DataError
 from scd.data.entitylists import serialize_entities
 from scd.data.rows import read_rows
@@ -30,7 +30,8 @@ def _value(row: dict, name: str, where: str):
 
 
 def _answer(card: TaskCard, raw, where: str) -> tuple[str, str | None]:
-    """(answer text as the model writes it, label for stratification or None)."""
+    """(answer text as the model writes it, label for stratification or None). The answer is
+    stripped before it is checked against the labels; a yes/no task reads booleans as yes/no."""
     if card.kind == "ner":
         entities = raw
         if isinstance(raw, str):
@@ -46,7 +47,7 @@ def _answer(card: TaskCard, raw, where: str) -> tuple[str, str | None]:
         if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
             raise DataError(f"{where}: answer must be a list of strings, got {raw!r:.80}")
         return serialize_entities(entities), None
-    text = str(raw).strip()
+    text = (yes_no_text(raw) if card.kind == "yesno" else str(raw)).strip()
     if not text:
         raise DataError(f"{where}: empty answer")
     if card.kind == "yesno":

@@ -1,7 +1,7 @@
 """The domain text of the train splits: what the tokenizer and the base LMs learn from."""
 from __future__ import annotations
 
-from scd.core.tasks import QUOTED, TASKS
+from scd.core.tasks import QUOTED, TASKS, get_task
 from scd.data.splits import load_task
 
 def passages(rec: dict) -> list[str]:
@@ -24,6 +24,17 @@ def eval_passages(data_root=None) -> set[str]:
     return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, data_root)[split] for p in passages(r)}
 
 
+def card_texts(tasks, exclude_eval: bool = False) -> list[str]:
+    """Train-split prompts and answers of task-card tasks, deduplicated, in a stable order: a card
+    run's own corpus, so its tokenizer and base LMs learn the user's domain and the run needs no
+    benchmark data. ``exclude_eval`` drops any text that is also a dev or test prompt."""
+    splits = {name: load_task(name) for name in sorted(tasks)}
+    banned = {r["prompt"] for s in splits.values() for split in ("dev", "test") for r in s[split]} if exclude_eval \
+        else set()
+    texts = [t.strip() for s in splits.values() for r in s["train"] for t in (r["prompt"], r["answer"])]
+    return [t for t in dict.fromkeys(texts) if t and t not in banned]
+
+
 def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False) -> list[str]:
     """Train-split text of ``tasks`` (None: every task; never dev/test), deduplicated, in a stable
     order: the corpus of the tokenizer and the base LMs.
@@ -32,7 +43,12 @@ def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False) -> list
     PubMedQA contributes its train contexts and long answers. Splits are disjoint by question,
     not by passage (most CRADE, RRTNM and SMDIS test passages also occur in train questions), so
     ``exclude_eval`` drops every passage that also occurs in any task's dev or test split.
+    Task-card tasks contribute their own train text (:func:`card_texts`), after the built-in ones.
     """
+    cards = sorted(name for name in tasks or () if get_task(name).card is not None)
+    if cards:
+        builtin = [name for name in tasks if name not in cards]
+        return (corpus_texts(builtin, data_root, exclude_eval) if builtin else []) + card_texts(cards, exclude_eval)
     banned = eval_passages(data_root) if exclude_eval else set()
     seen, texts = set(), []
     for name in sorted(tasks or TASKS):

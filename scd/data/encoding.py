@@ -67,6 +67,19 @@ def prompt_room(rec: dict, cfg: Config) -> int:
     return cfg.max_length - (SHORT_ANSWER_RESERVE if short else cfg.max_new_tokens)
 
 
+def prompt_text(rec: dict, tok, cfg: Config) -> str:
+    """The text a model reads before its answer: the record's prompt, or (``cfg.chat_template``)
+    that prompt as a user turn in the tokenizer's chat template with the assistant's turn opened,
+    the form an instruction-tuned model was trained to answer."""
+    if not getattr(cfg, "chat_template", False):
+        return rec["prompt"]
+    if not getattr(tok, "chat_template", None):
+        raise ValueError(f"config chat_template=True, but the tokenizer {getattr(tok, 'name_or_path', '')!r} has no "
+                         "chat template (a base model's tokenizer): leave chat_template off for it")
+    return tok.apply_chat_template([{"role": "user", "content": rec["prompt"]}], tokenize=False,
+                                   add_generation_prompt=True)
+
+
 def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
     """Token ids with labels on the answer (+EOS) only; over-long prompts are cut (``cfg.prompt_cut``,
     see :func:`kept_positions`).
@@ -76,7 +89,9 @@ def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
     whatever its own answer: a cut that depended on the gold answer's length would leak the label
     through the prompt's length (it did: PubMedQA's yes/no/maybe differ by one token). The answer is never
     cut, so a sequence may exceed ``max_length`` by what its answer exceeds the reserve. A BOS the
-    tokenizer adds is kept (the head of a cut prompt is never dropped).
+    tokenizer adds is kept (the head of a cut prompt is never dropped). With ``cfg.chat_template``
+    the prompt is :func:`prompt_text`'s, tokenized as ``apply_chat_template`` does (the template
+    holds its own special tokens, so the tokenizer adds none).
     Returns the encoded items and how many prompts were truncated.
     """
     room = cfg.max_length - cfg.max_new_tokens
@@ -85,13 +100,16 @@ def encode(records: list[dict], tok, cfg: Config) -> tuple[list[dict], int]:
                          f"{MIN_PROMPT_TOKENS} prompt tokens")
     offsets = cfg.prompt_cut == "passage" and getattr(tok, "is_fast", False)
     items, truncated = [], 0
+    templated = getattr(cfg, "chat_template", False)
     for rec in records:
-        enc = tok(rec["prompt"], return_offsets_mapping=offsets)  # with the tokenizer's own BOS, if it adds one
+        text = prompt_text(rec, tok, cfg)
+        # with the tokenizer's own BOS, if it adds one (a chat template writes its own)
+        enc = tok(text, return_offsets_mapping=offsets, add_special_tokens=not templated)
         prompt = enc["input_ids"]
         answer = tok(rec["answer"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         fits = prompt_room(rec, cfg)
         if len(prompt) > fits:
-            prompt = [prompt[i] for i in kept_positions(len(prompt), enc.get("offset_mapping"), rec["prompt"], fits,
+            prompt = [prompt[i] for i in kept_positions(len(prompt), enc.get("offset_mapping"), text, fits,
                                                         cfg.prompt_cut)]
             truncated += 1
         items.append({"id": rec["id"], "input_ids": prompt + answer,

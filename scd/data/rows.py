@@ -27,7 +27,7 @@ def _numbered(rows, origin, split: str | None = None, start: int = 0) -> list[di
 
 
 def _json_lines(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # "UTF-8 with BOM" editors write a mark no parser wants
     if path.suffix.lower() == ".json" and text.lstrip().startswith("["):  # one JSON array of objects
         try:
             items = json.loads(text)
@@ -55,7 +55,7 @@ def _json_lines(path: Path) -> list[dict]:
 
 def _csv(path: Path) -> list[dict]:
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 at byte {exc.start}") from exc
     rows = list(csv.DictReader(io.StringIO(text, newline=""), restkey="__extra"))

@@ -16,7 +16,7 @@ import torch
 
 from scd.data.encoding import PadCollator, encode
 from scd.kd.divergences import bucketize, forward_kl, teacher_buckets
-from scd.train.models import answer_logits, device_of, model_inputs
+from scd.train.models import answer_logits, device_of, kd_vocab, model_inputs
 
 if TYPE_CHECKING:
     from scd.kd.targets import TeacherTargets
@@ -34,7 +34,7 @@ def student_probe_kl(student, tok, probe: list[dict], candidates: list[TeacherTa
     was_training = student.training
     student.eval()
     with torch.no_grad():
-        logits, _, _ = answer_logits(student, *model_inputs(batch, student))
+        logits, _, _ = answer_logits(student, *model_inputs(batch, student), vocab=kd_vocab(tok))
         scores = []
         for targets in candidates:
             top_ids, top_logp, rest_logp = targets.lookup(batch["sample_ids"])

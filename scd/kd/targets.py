@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from scd.data.encoding import PadCollator, encode
 from scd.core.io import atomic_write_bytes
-from scd.train.models import teacher_topk
+from scd.train.models import kd_vocab, teacher_topk
 
 
 class CacheMismatch(ValueError):
@@ -67,7 +67,7 @@ def build_targets(model, tok, records: list[dict], cfg, k: int, temperature: flo
     for start in tqdm(range(0, len(items), batch_size), desc=f"cache {meta.get('checkpoint', '')}", leave=False,
                       disable=meta.get("quiet", False)):
         batch = collate(items[start:start + batch_size])
-        top_ids, top_logp, rest_logp, nll = teacher_topk(model, batch, k, temperature)
+        top_ids, top_logp, rest_logp, nll = teacher_topk(model, batch, k, temperature, kd_vocab(tok))
         ids.append(top_ids.to(torch.int32))
         lps.append(top_logp)
         rests.append(rest_logp)

@@ -48,7 +48,7 @@ class DistillTrainer(MeanLossTrainer):
 
     def __init__(self, *args, targets: TeacherTargets | None = None, teacher=None, weights: dict[str, float],
                  divergence: str = "forward_kl", temperature: float = 1.0, top_k: int = 32,
-                 divergence_params: dict | None = None, **kwargs):
+                 divergence_params: dict | None = None, vocab: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if (targets is None) == (teacher is None):
             raise ValueError("give exactly one of targets (cached) or teacher (online)")
@@ -56,17 +56,19 @@ class DistillTrainer(MeanLossTrainer):
         get_divergence(divergence)  # fails early, naming the valid ones
         self.divergence, self.div_params = divergence, divergence_params or {}
         self.temperature, self.top_k = temperature, top_k
+        self.vocab = vocab  # the shared tokenizer's ids (scd.train.models.kd_vocab); None: every LM-head row
         self._parts: dict[str, list[torch.Tensor]] = {"kd": [], "ce": [], "w_mean": []}
 
     def teacher_rows(self, inputs: dict, sample_ids: list[str]) -> tuple[torch.Tensor, ...]:
         if self.targets is not None:
             return self.targets.lookup(sample_ids)
-        ids, logp, rest, _ = teacher_topk(self.teacher, inputs, self.top_k, self.temperature)
+        ids, logp, rest, _ = teacher_topk(self.teacher, inputs, self.top_k, self.temperature, self.vocab)
         return ids, logp, rest
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         sample_ids = inputs.pop("sample_ids")
-        logits, gold, mask = answer_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
+        logits, gold, mask = answer_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"],
+                                           self.vocab)
         top_ids, top_logp, rest_logp = self.teacher_rows(inputs, sample_ids)
         if top_ids.shape[0] != logits.shape[0]:
             raise ValueError(f"teacher targets have {top_ids.shape[0]} answer positions, the batch has "

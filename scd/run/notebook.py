@@ -39,6 +39,12 @@ def setup(profile: str = "cpu", tasks=None, seeds=None, methods=None, results_di
 def folders(figures_dir: str | None = None, data_dir: str | None = None, runs_dir: str | None = None) -> Path | None:
     """The plotting backend, the data and runs folders for the kernel; -> the figures folder or
     None (figures shown, not saved)."""
+    # progress bars (ours, the Trainer's, weight loading) would fill a rendered notebook with widget
+    # stubs; the stage lines still print. Set SCD_QUIET=0 before starting the kernel to see them.
+    os.environ.setdefault("SCD_QUIET", "1")
+    if os.environ["SCD_QUIET"] == "1":
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if matplotlib.get_backend().lower() not in ("agg",) and "inline" not in matplotlib.get_backend():
         matplotlib.use("Agg")
     if data_dir:

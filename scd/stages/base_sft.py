@@ -16,7 +16,7 @@ from scd.data.corpus import corpus_texts
 from scd.data.splits import load_splits
 from scd.data.encoding import encode
 from scd.train.evaluate import evaluate, gold_losses, new_token_budget
-from scd.core.io import write_csv
+from scd.core.io import DataError, write_csv
 from scd.train.models import (build_scratch_model, count_params, count_params_on_disk, default_device, inference_dtype,
                         leading_bos, load_for_training, load_model, load_tokenizer, tokenizer_hash, train_tokenizer)
 from scd.train.pretrain import pretrain, token_stream, window_loss
@@ -30,11 +30,29 @@ def task_splits(cfg: Config, task: str, data_root=None) -> dict[str, list[dict]]
 
 
 # ------------------------------------------------------------------ tokenizer and base LMs
+def min_corpus_chars(cfg: Config) -> int:
+    """The least train text the tiny pair can be built from: one pretraining window and its next
+    token, ``pretrain_window + 1`` tokens, at up to ``max_piece_length`` characters a token (smoke:
+    65 x 3 = 195 characters; cpu: 257 x 3 = 771). Less text fails later, inside pretraining; a
+    card run with a few rows is stopped here instead, before any training."""
+    return (cfg.pretrain_window + 1) * cfg.max_piece_length
+
+
+def check_corpus(texts: list[str], cfg: Config) -> None:
+    found, need = sum(map(len, texts)), min_corpus_chars(cfg)
+    if found < need:
+        raise DataError(f"the train split of {list(corpus_task_names(cfg))} holds {found} characters of text; the "
+                        f"tokenizer and base LMs need at least {need} (pretrain_window + 1 = {cfg.pretrain_window + 1} "
+                        f"tokens of up to max_piece_length={cfg.max_piece_length} characters): add train rows, or "
+                        "give a pretrained teacher and student")
+
+
 def tokenizer_stage(cfg: Config, data_root=None) -> tuple[Path, TokenizerRecord]:
     key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_task_names(cfg), data_root), algo="bpe-metaspace")
 
     def build(path):
         texts = corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval)
+        check_corpus(texts, cfg)
         tok = train_tokenizer(texts, cfg, path)
         return TokenizerRecord(key=key, documents=len(texts), chars=sum(map(len, texts)),
                                tokenizer_hash=tokenizer_hash(tok))

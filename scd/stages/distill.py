@@ -22,8 +22,8 @@ from scd.data.encoding import PadCollator, encode
 from scd.train.evaluate import evaluate, new_token_budget
 from scd.core.io import read_json, write_csv, write_json
 from scd.core.methods import parse_method
-from scd.train.models import (answer_logits, default_device, device_of, inference_dtype, load_for_training, load_model,
-                        load_tokenizer, model_inputs)
+from scd.train.models import (answer_logits, default_device, device_of, inference_dtype, kd_vocab, load_for_training,
+                        load_model, load_tokenizer, model_inputs)
 from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
 from scd.core.records import CacheRecord, DistillRecord, Scores, SFTRecord, StageRecord, best_of
 from scd.stages.store import compute_or_load, stage_dir, stage_key
@@ -32,7 +32,8 @@ from scd.train.training import last_checkpoint, training_args
 
 def check_shared_vocabulary(teacher, student_sft) -> None:
     """Teacher and student records (base LM or SFT) must share one tokenizer: KD compares their
-    distributions token by token."""
+    distributions token by token (over the tokenizer's ids: embedding rows past it, which hub
+    models pad to different sizes, are left out, see ``scd.train.models.kd_vocab``)."""
     if student_sft.tokenizer_hash != teacher.tokenizer_hash:
         raise ValueError(f"teacher and student use different tokenizers ({teacher.tokenizer_hash} vs "
                          f"{student_sft.tokenizer_hash}): distillation needs one shared vocabulary")
@@ -98,7 +99,8 @@ def probe_logits(cfg: Config, model, tok, train: list[dict]) -> torch.Tensor:
     """Dense teacher logits on the probe's answer tokens, kept on the CPU: [tokens, vocabulary]."""
     probe, _ = encode(probe_records(cfg, train), tok, cfg)
     with torch.no_grad():
-        return answer_logits(model, *model_inputs(PadCollator(tok.pad_token_id)(probe), model))[0].float().cpu()
+        return answer_logits(model, *model_inputs(PadCollator(tok.pad_token_id)(probe), model),
+                             vocab=kd_vocab(tok))[0].float().cpu()
 
 
 def weight_stats(weights: dict[str, float]) -> dict:
@@ -140,7 +142,8 @@ def distill_trainer(cfg: Config, model, tok, items: list[dict], targets, weights
     """The distillation trainer of one stage, with the loss the config names."""
     return trainer_cls(model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
                        processing_class=tok, targets=targets, weights=weights, divergence=cfg.divergence,
-                       temperature=cfg.temperature, top_k=cfg.top_k, divergence_params=cfg.divergence_params())
+                       temperature=cfg.temperature, top_k=cfg.top_k, divergence_params=cfg.divergence_params(),
+                       vocab=kd_vocab(tok))
 
 
 def distill_stage(cfg: Config, method_name: str, task: str, seed: int, data_root=None) -> DistillRecord:

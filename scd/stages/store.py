@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -38,6 +39,21 @@ DONE = "done.json"
 
 def runs_root() -> Path:
     return Path(os.environ.get("SCD_RUNS_DIR") or project_path("runs"))
+
+
+@contextmanager
+def runs_under(folder: str | Path):
+    """Stages go under ``folder`` while the block runs, unless ``SCD_RUNS_DIR`` names a folder: a
+    user's run keeps its checkpoints next to its results, never in the package checkout. Set in
+    the environment, so every process the run starts sees the same folder. Yields the folder used."""
+    if os.environ.get("SCD_RUNS_DIR"):
+        yield runs_root()
+        return
+    os.environ["SCD_RUNS_DIR"] = str(Path(folder).resolve())
+    try:
+        yield runs_root()
+    finally:
+        os.environ.pop("SCD_RUNS_DIR", None)
 
 
 def data_checksums(tasks, data_root=None) -> dict[str, str]:

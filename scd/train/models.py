@@ -170,11 +170,12 @@ def model_inputs(batch: dict, model) -> tuple[torch.Tensor, torch.Tensor, torch.
     return tuple(batch[k].to(dev) for k in ("input_ids", "attention_mask", "labels"))
 
 
-def answer_logits(model, input_ids, attention_mask, labels):
+def answer_logits(model, input_ids, attention_mask, labels, vocab: int | None = None):
     """LM-head logits only where a label exists (shifted), and those labels.
 
     The LM head over the vocabulary dominates the cost of tiny models and the memory of a
-    262k-vocabulary one: prompt positions never go through it.
+    262k-vocabulary one: prompt positions never go through it. ``vocab``: keep the first
+    ``vocab`` columns only (:func:`kd_vocab`).
     """
     inner = unwrap(model)
     _route_backbone(inner)
@@ -186,7 +187,18 @@ def answer_logits(model, input_ids, attention_mask, labels):
     softcap = getattr(inner.config, "final_logit_softcapping", None)
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
+    if vocab is not None and logits.shape[-1] > vocab:
+        logits = logits[:, :vocab]
     return logits, targets[mask], mask
+
+
+def kd_vocab(tok) -> int:
+    """The ids distillation compares teacher and student on: the tokenizer's, ``len(tok)``. Hub
+    models pad their embedding matrix past the tokenizer (Qwen2.5 7B: 152,064 rows, 0.5B:
+    151,936, one tokenizer of 151,665 ids); those rows are no token of the shared vocabulary, so
+    the teacher's targets and the student's logits both stop at the tokenizer's last id. A model
+    with exactly ``len(tok)`` rows (every profile's own pair) is unchanged."""
+    return len(tok)
 
 
 def per_sample_mean(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -196,16 +208,17 @@ def per_sample_mean(token_nll: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
     return sums / mask.sum(1).clamp(min=1)
 
 
-def teacher_topk(model, batch: dict, k: int, temperature: float) -> tuple[torch.Tensor, ...]:
+def teacher_topk(model, batch: dict, k: int, temperature: float, vocab: int | None = None) -> tuple[torch.Tensor, ...]:
     """(top-k ids, top-k log-probs at ``temperature``, the exact log-mass outside the top-k
     ``[rows, 1]``, per-sample gold NLL at T=1) for a batch.
 
     The leftover is a log-sum-exp over the other logits, not ``log(1 - sum p)``: for a sharp
     teacher the top-k sum rounds to 1 in float32 and that difference to 0, whatever the tail holds.
     Rows follow the flattened answer positions of the batch, the order the student sees.
+    ``vocab``: the ids the targets range over (:func:`kd_vocab`; None: every row of the LM head).
     """
     with torch.no_grad():
-        logits, targets, mask = answer_logits(model, *model_inputs(batch, model))
+        logits, targets, mask = answer_logits(model, *model_inputs(batch, model), vocab=vocab)
         logits = logits.float()
         logp = torch.log_softmax(logits / temperature, dim=-1)
         top_logp, top_ids = logp.topk(min(k, logp.shape[-1]), dim=-1)
