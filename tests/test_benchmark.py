@@ -60,7 +60,10 @@ def test_decode_throughput_generates_exactly_the_fixed_number_of_tokens(smoke_cf
 
 
 def test_determinism_benchmark_runs_on_smoke(smoke_cfg, tmp_path):
-    """Two runs with the same thread count give the same weights: the record the benchmark commits."""
+    """The benchmark writes the record it commits: per run the logged losses, a weights checksum, the
+    thread count and kernel switches, and the machine's fingerprint. (Whether two runs agree is what
+    the benchmark measures, not what this test asserts: on an AVX-512 Xeon a second run in the same
+    process ends with other weights.)"""
     spec = importlib.util.spec_from_file_location("determinism", os.path.join(os.path.dirname(BENCH), "determinism.py"))
     det = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(det)
@@ -71,6 +74,8 @@ def test_determinism_benchmark_runs_on_smoke(smoke_cfg, tmp_path):
         os.environ["SCD_RUNS_DIR"] = runs_before
     record = pd.read_json(tmp_path / "smoke_teacher_base.json", typ="series")
     first, second = record["runs"]
-    assert first["steps"] == 2 and len(first["weights_sha256"]) == 16
-    assert first["weights_sha256"] == second["weights_sha256"] and first["loss_curve"] == second["loss_curve"]
-    assert record["environment"]["cores"] >= 1
+    for run in (first, second):
+        assert run["steps"] == 2 and run["threads"] == 1 and len(run["weights_sha256"]) == 16
+        assert set(run["kernel_switches"]) == {"ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"}
+    assert len(first["loss_curve"]) == len(second["loss_curve"])
+    assert record["profile"] == "smoke" and record["environment"]["cores"] >= 1

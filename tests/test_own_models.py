@@ -203,3 +203,27 @@ def test_chat_template_keys_the_prompt_stages_only_when_on(tmp_path):
     card = domain.write_card(tmp_path / "c.yaml", name="chatty", data="c.jsonl", kind="text",
                              set={"chat_template": True})
     assert domain.domain_config(card, profile="smoke").chat_template is True
+
+
+def test_a_non_editable_install_runs_a_card_from_another_folder(tmp_path, data_dir):
+    """What `pip install .` gives a user: the built package (its data files included) imported from
+    site-packages, run from an unrelated folder with no benchmark data, writing only under --out."""
+    import subprocess
+    import sys
+
+    site, work = tmp_path / "site", tmp_path / "work"
+    work.mkdir()
+    repo = project_path(".").resolve()
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(repo)], check=True, cwd=work)
+    card = own_card(work, "installed", 60)
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("SCD_RUNS_DIR", "PYTHONPATH")}
+    env |= {"PYTHONPATH": str(site), "SCD_DATA_DIR": str(tmp_path / "no_data"), "SCD_QUIET": "1"}
+    where = subprocess.run([sys.executable, "-c", "import scd; print(scd.__file__)"], env=env, cwd=work,
+                           capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(site)), where  # the installed copy, not the checkout
+    run = subprocess.run([sys.executable, "-m", "scd", "run", "--task-card", card.name, "--profile", "smoke",
+                          "--method", "scd_aw", "--out", "out"], env=env, cwd=work, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (work / "out" / "results" / "smoke" / "runs.csv").is_file() and (work / "out" / "runs" / "smoke").is_dir()
+    assert sorted(p.name for p in work.iterdir()) == ["installed.jsonl", "installed.yaml", "out"]
