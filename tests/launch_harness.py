@@ -106,10 +106,10 @@ def build_trainer(cfg, opts, prep: dict, out_dir: Path):
     items, _ = encode(splits["train"], tok, cfg)
     model = load_for_training(prep["base_path"])
     no_dropout(model)
-    # the profile's trainer settings with this run's global batch per micro-step, in a fixed order
-    run_cfg = cfg.replace(batch_size=opts.global_batch // opts.grad_accum)
+    # the profile's trainer settings with this run's global batch and accumulation, in a fixed order
+    run_cfg = cfg.replace(batch_size=opts.global_batch, grad_accum=opts.grad_accum)
     common = dict(max_steps=opts.steps, logging_steps=1, train_sampling_strategy="sequential", save_strategy="no",
-                  gradient_accumulation_steps=opts.grad_accum, disable_tqdm=True)
+                  disable_tqdm=True)
     if opts.mode == "sft":
         lr = opts.lr or (cfg.teacher_lr if opts.role == "teacher" else cfg.student_lr)
         args = training_args(out_dir, run_cfg, lr, 1, opts.seed, **common)

@@ -102,3 +102,29 @@ def test_invalid_parameter_fails_in_the_first_cell(smoke_cfg, tmp_path):
     with pytest.raises(PapermillExecutionError, match="unknown profile 'huge'"):
         papermill.execute_notebook(notebook_paths(NOTEBOOKS)[0], str(tmp_path / "bad.ipynb"), kernel_name="scd",
                                    parameters={"profile": "huge"}, progress_bar=False, cwd=NOTEBOOKS)
+
+
+def test_rendered_notebooks_hold_no_machine_paths_and_save_no_figures_when_rerun(tmp_path):
+    """What render commits: checkout paths relative to notebooks/, and no figures_dir parameter, so
+    re-executing a committed notebook (a reader, nbval) never rewrites the committed figures."""
+    import json
+
+    from scd.core.io import project_path
+    from scd.run.render import without_machine_paths
+
+    checkout = str(project_path(".").resolve())
+    params = {"profile": "cpu", "results_dir": f"{checkout}/results", "figures_dir": f"{checkout}/figures"}
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "outputs": [],
+                     "source": [f'{k} = "{v}"\n' for k, v in params.items()]},
+                    {"cell_type": "code", "metadata": {}, "outputs": [{"text": [f"wrote {checkout}/figures/x.png"]}],
+                     "source": ["print(1)"]}],
+          "metadata": {"papermill": {"parameters": params, "input_path": f"{checkout}/notebooks/a.ipynb"}}}
+    path = tmp_path / "a.ipynb"
+    path.write_text(json.dumps(nb, indent=1), encoding="utf-8")
+    without_machine_paths(path)
+    text = path.read_text(encoding="utf-8")
+    assert checkout not in text and "figures_dir" not in json.dumps(json.loads(text)["cells"][0])
+    after = json.loads(text)
+    assert after["cells"][0]["source"] == ['profile = "cpu"\n', 'results_dir = "../results"\n']
+    assert after["metadata"]["papermill"]["parameters"] == {"profile": "cpu", "results_dir": "../results"}
+    assert after["cells"][1]["outputs"][0]["text"] == ["wrote ../figures/x.png"]

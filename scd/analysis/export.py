@@ -23,13 +23,28 @@ def results_dir(cfg: Config, results_root: str | Path = "results") -> Path:
     return Path(results_root) / cfg.profile
 
 
+CURVE_COLUMNS = ["task", "seed", "model", "stage", "step", "loss", "kd", "ce", "w_mean", "learning_rate"]
+
+
+def stage_curve(stage_dir: Path) -> list[dict]:
+    """One distillation stage's Trainer log records (every ``logging_steps``), from the
+    trainer_state.json of its newest epoch checkpoint: the stage keeps its checkpoints, and the
+    Trainer logs a step before it saves it. A stage without checkpoints gives no rows."""
+    states = sorted(Path(stage_dir, "trainer").glob("checkpoint-*/trainer_state.json"),
+                    key=lambda p: int(p.parent.name.split("-")[1]))
+    if not states:
+        return []
+    return [{"step": r["step"], **{k: r.get(k) for k in CURVE_COLUMNS[5:]}}
+            for r in read_json(states[-1])["log_history"] if "loss" in r]
+
+
 def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | Path = "results") -> Path:
-    """Write runs.csv, per-sample test rows, trajectories, stage logs and weights (the config is
-    written by the caller, which knows every seed the folder ends up holding).
+    """Write runs.csv, per-sample test rows, trajectories, stage logs, training curves and weights
+    (the config is written by the caller, which knows every seed the folder ends up holding).
 
     ``records``: the stage record of every row of ``runs``, by (model, task, seed)."""
     out = results_dir(cfg, results_root)
-    trajectory, stages = [], []
+    trajectory, stages, curves = [], [], []
     for row in runs.itertuples():
         record = records[(row.model, row.task, row.seed)]
         write_csv(out / "samples" / row.task / f"{row.model}_seed{row.seed}.csv",
@@ -48,6 +63,8 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | P
                             "dev_primary": s.dev.primary, "dev_selection": s.dev.selection,
                             "best": f"stage{s.stage}" == record.best,
                             **{f"w_{k}": v for k, v in s.weights.items()}} for s in record.stages]
+        curves += [ident | {"stage": s.stage} | row for s in record.stages
+                   for row in stage_curve(Path(record.path) / f"stage{s.stage}")]
         if parse_method(row.model).weighting == "aw":
             weights = read_json(Path(record.path) / "weights.json")
             write_csv(out / "weights" / row.task / f"{row.model}_seed{row.seed}.csv",
@@ -55,6 +72,7 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | P
     write_csv(out / "runs.csv", runs)
     write_csv(out / "trajectory.csv", pd.DataFrame(trajectory))
     write_csv(out / "stages.csv", pd.DataFrame(stages))
+    write_csv(out / "train_curves.csv", pd.DataFrame(curves, columns=CURVE_COLUMNS))
     return out
 
 
@@ -80,6 +98,14 @@ def load_table(cfg: Config, name: str, results_root: str | Path = "results") -> 
     if "seed" in frame.columns:
         keep &= frame["seed"].isin(cfg.seeds)
     return frame[keep].reset_index(drop=True)
+
+
+def load_train_curves(cfg: Config, results_root: str | Path = "results") -> pd.DataFrame | None:
+    """The distillation stages' training curves of this config's tasks and seeds; None for
+    results written before the curves were exported."""
+    if not (results_dir(cfg, results_root) / "train_curves.csv").is_file():
+        return None
+    return load_table(cfg, "train_curves", results_root)
 
 
 def load_samples(cfg: Config, task: str, model: str, seed: int, results_root: str | Path = "results") -> pd.DataFrame:

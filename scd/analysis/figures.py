@@ -82,6 +82,35 @@ def selections(stages: pd.DataFrame):
     return grid.figure
 
 
+CURVE_LABELS = {"loss": "loss (w·KD + (1−w)·CE)", "kd": "KD term", "ce": "gold CE", "w_mean": "mean w",
+                "learning_rate": "learning rate"}
+
+
+def train_curves(curves: pd.DataFrame):
+    """Each method's logged loss, KD term, gold CE, mean AW weight and learning rate over all of
+    its distillation stages (mean over seeds): the optimiser and schedule restart at every stage,
+    which is where the steps of a curve jump. Stage s starts after the last logged step of s−1."""
+    keys = ["task", "seed", "model", "stage"]
+    ends = curves.groupby(keys)["step"].max()
+    offset = ends.groupby(level=[0, 1, 2]).transform(lambda s: s.cumsum().shift(fill_value=0)).rename("offset")
+    frame = curves.join(offset, on=keys)
+    frame = frame.assign(step=frame["step"] + frame["offset"])
+    tasks, order = list(dict.fromkeys(frame["task"])), in_order(frame["model"])
+    fig, axes = plt.subplots(len(CURVE_LABELS), len(tasks), figsize=(3.2 * len(tasks) + 1.5, 9), sharex="col",
+                             squeeze=False)
+    for col, task in enumerate(tasks):
+        for row, (metric, label) in enumerate(CURVE_LABELS.items()):
+            ax = axes[row, col]
+            sns.lineplot(frame[frame["task"] == task], x="step", y=metric, hue="model", hue_order=order, ax=ax,
+                         errorbar=None, legend="auto" if (row, col) == (0, len(tasks) - 1) else False)
+            ax.set(xlabel="optimiser step (all stages)" if row == len(CURVE_LABELS) - 1 else "",
+                   ylabel=label if col == 0 else "", title=task if row == 0 else "")
+    if axes[0, -1].get_legend() is not None:
+        sns.move_legend(axes[0, -1], "upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.tight_layout()
+    return fig
+
+
 def weight_distributions(weights: pd.DataFrame):
     weights = weights.reset_index(drop=True)
     grid = sns.displot(weights, x="w", col="task", col_wrap=4, bins=30, height=2.4, facet_kws={"sharey": False})

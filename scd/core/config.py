@@ -36,6 +36,7 @@ class ModelSpec:
 
 
 STAGES = ("tokenizer", "base", "sft", "cache", "distill")
+REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")  # logging backends the Trainer knows and we test
 
 
 def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kinds: tuple[str, ...] | None = None,
@@ -45,7 +46,8 @@ def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kin
     a setting for NER lists leaves the stages of the other tasks where they are;
     ``keyed_when_set``: it enters those keys only when it differs from its default, so a field
     added later leaves the keys of every stage computed before it (and of every run that leaves it
-    at its default) as they were."""
+    at its default) as they were. ``logging_only=True``: it changes what is logged, never a number,
+    so results made with another value may still be merged (``scd.run.parts``)."""
     assert set(key) <= set(STAGES) and role in (None, "teacher", "student"), (key, role)
     assert kinds is None or set(key) == {"sft"}, "kinds= scopes SFT keys only (their key names the task)"
     return field(default=default, metadata={"help": help, "key": key, "role": role, "kinds": kinds,
@@ -95,6 +97,10 @@ class Config:
     max_eval: int | None = _f(None, "cap on dev/test items (label-stratified sample, counted); None = all",
                               key=("sft",))
     batch_size: int = _f(8, "global train batch (all processes)", key=("sft",), lo=1)
+    grad_accum: int = _f(1, "gradient accumulation: micro-steps per optimiser step; batch_size stays the global "
+                         "batch, each process takes batch_size / (world size x grad_accum) per micro-step (base-LM "
+                         "pretraining too, of its own batch); the same loss up to float order",
+                         key=("base", "sft", "distill"), keyed_when_set=True, lo=1, hi=1024)
     eval_batch_size: int = _f(32, "generation batch", key=("sft", "cache"), lo=1)
     teacher_lr: float = _f(1e-3, "teacher SFT peak learning rate", key=("sft",), role="teacher", lo=0.0)
     student_lr: float = _f(1e-3, "student SFT peak learning rate", key=("sft",), role="student", lo=0.0)
@@ -136,6 +142,11 @@ class Config:
     bf16: bool = _f(False, "bfloat16 mixed precision (GPU profiles)", key=("base", "sft", "cache"))
     gradient_checkpointing: bool = _f(False, "trade compute for memory (large models); the same numbers either way",
                                       key=())
+    report_to: str = _f("none", "where the Trainer also sends its logs: none, tensorboard, wandb, mlflow or a "
+                        "comma list (event files under each stage's trainer/logs); logging only, no number changes",
+                        key=(), logging_only=True)
+    logging_steps: int = _f(10, "optimiser steps between two log records (trainer_state.json and report_to); "
+                            "logging only, no number changes", key=(), lo=1, logging_only=True)
 
     def __post_init__(self):
         for f in fields(self):
@@ -179,6 +190,18 @@ class Config:
             raise ValueError(f"config max_train={self.max_train}: expected None or >= 1")
         if not self.seeds:
             raise ValueError("config seeds: expected at least one seed")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"config batch_size={self.batch_size} is not divisible by grad_accum={self.grad_accum}: "
+                             "every micro-step takes an equal share of the global batch")
+        bad = [r for r in self.report_to.split(",") if r.strip() not in REPORT_TO]
+        if bad or (len(self.report_to.split(",")) > 1 and "none" in self.report_to):
+            raise ValueError(f"config report_to={self.report_to!r}: expected none, or one or more of "
+                             f"{[r for r in REPORT_TO if r != 'none']} separated by commas")
+
+    @property
+    def report_targets(self) -> list[str]:
+        """``report_to`` as TrainingArguments takes it: [] for none."""
+        return [r.strip() for r in self.report_to.split(",") if r.strip() != "none"]
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -44,7 +44,15 @@ def sample_weights(method: Method, alpha: float, anchor: dict[str, float] | None
 
 # ------------------------------------------------------------------ the trainer
 class DistillTrainer(MeanLossTrainer):
-    """KD on answer tokens against cached (or online) top-k teacher targets, weighted per sample."""
+    """KD on answer tokens against cached (or online) top-k teacher targets, weighted per sample.
+
+    The loss is the mean of ``loss_i`` over the samples of the optimiser step's global batch,
+    however it is split into micro-steps and processes (``num_items_in_batch``: its samples)."""
+
+    loss_is_scaled_for_ga = True  # normalised over the whole step below (or a single micro-step)
+
+    def items_in(self, batch: dict) -> int:
+        return int(batch["labels"].shape[0])
 
     def __init__(self, *args, targets: TeacherTargets | None = None, teacher=None, weights: dict[str, float],
                  divergence: str = "forward_kl", temperature: float = 1.0, top_k: int = 32,
@@ -78,7 +86,8 @@ class DistillTrainer(MeanLossTrainer):
                                self.temperature, rest_logp.to(dev), **self.div_params)
         ce = per_sample_mean(torch.nn.functional.cross_entropy(logits.float(), gold, reduction="none"), mask)
         w = torch.tensor([self.weights[s] for s in sample_ids], device=dev, dtype=kd.dtype)
-        loss = (w * kd + (1 - w) * ce).mean()
+        per_sample = w * kd + (1 - w) * ce
+        loss = per_sample.mean() if num_items_in_batch is None else self.pooled(per_sample.sum(), num_items_in_batch)
         check_finite(loss, self.state.global_step, sample_ids)
         for name, part in (("kd", kd), ("ce", ce), ("w_mean", w)):
             self._parts[name].append(part.detach().mean())

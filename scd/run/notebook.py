@@ -55,3 +55,16 @@ def folders(figures_dir: str | None = None, data_dir: str | None = None, runs_di
     if figures:
         figures.mkdir(parents=True, exist_ok=True)
     return figures
+
+
+def train_curves(cfg: Config, results_root: Path, figures_dir: Path | None) -> None:
+    """Notebook 4's training curves (``scd.analysis.figures.train_curves``), or one sentence where
+    the results were written before the curves were exported."""
+    from scd.analysis import export, figures
+
+    curves = export.load_train_curves(cfg, results_root)
+    if curves is None or curves.empty:
+        print("The distillation stages' training curves appear here after the next run of these results "
+              "(`python -m scd reproduce`), which writes train_curves.csv.")
+        return
+    figures.save(figures.train_curves(curves), f"{cfg.profile}_train_curves", figures_dir)

@@ -21,7 +21,7 @@ from scd.core.io import read_json, write_csv
 from scd.analysis.export import results_dir
 from scd.core.tasks import get_task
 
-SEEDED = ("runs", "trajectory", "stages", "ablations")
+SEEDED = ("runs", "trajectory", "stages", "train_curves", "ablations")
 
 
 def _same(value) -> object:
@@ -48,8 +48,12 @@ def kept_rows(cfg: Config, results_root) -> tuple[dict[str, pd.DataFrame], Confi
             kept[name] = frame[~_recomputed(cfg, frame)].reset_index(drop=True)
     kinds = {get_task(t).kind for frame in kept.values() for t in frame["task"]}
     made, mine = read_json(out / "config.json"), _same(cfg.to_dict())
+    # a keyed_when_set field added after those rows were made was at its default for them
+    made = {f.name: _same(f.default) for f in fields(Config) if f.metadata["keyed_when_set"]} | made
     scopes = {f.name: f.metadata["kinds"] for f in fields(Config)}
-    differ = sorted(k for k in set(made) | set(mine) if k not in ("seeds", "tasks") and made.get(k) != mine.get(k)
+    logging = {f.name for f in fields(Config) if f.metadata.get("logging_only")}  # change no number
+    differ = sorted(k for k in set(made) | set(mine) if k not in ("seeds", "tasks", *logging)
+                    and made.get(k) != mine.get(k)
                     and (scopes.get(k) is None or kinds & set(scopes[k])))
     if differ:
         raise SystemExit(f"--merge: {out} was made with other values of {differ}, which the runs this run keeps "

@@ -66,12 +66,21 @@ def run_notebooks(parameters: dict, notebooks_dir: str | Path = "notebooks", out
 
 
 def without_machine_paths(path: Path) -> None:
-    """Paths inside this checkout written relative to ``notebooks/``, the folder a reader's kernel
-    starts in: a committed notebook shows no machine's folders and its parameters still point at
-    the project's results when opened in JupyterLab."""
+    """A rendered notebook as it is committed: paths inside this checkout written relative to
+    ``notebooks/`` (the folder a reader's kernel starts in), so it shows no machine's folders and
+    its parameters still find the project's results in JupyterLab; and no ``figures_dir`` among
+    its recorded parameters, so re-running it as committed (a reader, nbval) shows the figures
+    without rewriting the committed files."""
+    import json
+
     checkout = str(project_path(".").resolve())
     text = path.read_text(encoding="utf-8")
-    fixed = text.replace(checkout + "/", "../").replace(f'"{checkout}"', '".."')
+    nb = json.loads(text.replace(checkout + "/", "../").replace(f'"{checkout}"', '".."'))
+    for cell in nb["cells"]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            lines = "".join(cell["source"]).splitlines(keepends=True)
+            cell["source"] = [line for line in lines if not line.startswith("figures_dir =")]
+    nb.get("metadata", {}).get("papermill", {}).get("parameters", {}).pop("figures_dir", None)
+    fixed = json.dumps(nb, indent=1, ensure_ascii=False)
     if fixed != text:
         path.write_text(fixed, encoding="utf-8")
-

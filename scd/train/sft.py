@@ -25,12 +25,23 @@ class AnswerOnlyTrainer(MeanLossTrainer):
     """Cross-entropy on answer tokens, with the LM head applied to those positions only.
 
     The mean is over every answer token of the batch (standard SFT), unlike distillation's
-    per-sample mean that the per-sample AW weight needs (see docs/decisions.md)."""
+    per-sample mean that the per-sample AW weight needs (see docs/decisions.md). Under
+    accumulation or several processes it is over every answer token of the optimiser step's
+    global batch (``num_items_in_batch``), not a mean of per-share means."""
+
+    loss_is_scaled_for_ga = True  # normalised over the whole step below (or a single micro-step)
+
+    def items_in(self, batch: dict) -> int:
+        return int((batch["labels"][:, 1:] != -100).sum())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         ids = inputs.pop("sample_ids", None)
         logits, targets, _ = answer_logits(model, inputs["input_ids"], inputs["attention_mask"], inputs["labels"])
-        loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        if num_items_in_batch is None:
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets)
+        else:
+            loss = self.pooled(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"),
+                               num_items_in_batch)
         check_finite(loss, self.state.global_step, ids)
         return (loss, None) if return_outputs else loss
 

@@ -24,11 +24,40 @@ class NonFiniteLoss(RuntimeError):
 class MeanLossTrainer(Trainer):
     """Base of our trainers: ``compute_loss`` returns a per-batch mean, so the Trainer must
     scale it for gradient accumulation itself (it skips that when it believes the model
-    consumes ``num_items_in_batch``, which it infers from ``forward(**kwargs)``)."""
+    consumes ``num_items_in_batch``, which it infers from ``forward(**kwargs)``). A trainer
+    whose loss averages over items (``items_in``) instead normalises by the whole step's items."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
+        for callback in self.callback_handler.callbacks:  # TrainingArguments has no logging_dir since transformers 5
+            if type(callback).__name__ == "TensorBoardCallback" and callback.logging_dir is None:
+                callback.logging_dir = str(logging_dir(self.args.output_dir))
+
+    def items_in(self, batch: dict) -> int | None:
+        """How many items ``compute_loss`` averages over in ``batch`` (answer tokens, samples), or
+        None: a plain per-batch mean that the Trainer divides by the accumulation steps."""
+        return None
+
+    def get_batch_samples(self, epoch_iterator, num_batches: int, device):
+        """``num_items_in_batch``: the items of the whole optimiser step (every micro-batch, every
+        process), so a loss averaged over items is the same however the global batch is split:
+        a mean of per-micro-batch (or per-process) means weights the items of a small share more.
+        None with one process and no accumulation, where ``compute_loss`` keeps its plain mean."""
+        batches, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        counts = [self.items_in(b) for b in batches]
+        if not batches or counts[0] is None or (self.args.gradient_accumulation_steps == 1
+                                                and self.accelerator.num_processes == 1):
+            return batches, None
+        total = torch.tensor(sum(counts), device=device)
+        if self.accelerator.num_processes > 1:
+            total = self.accelerator.gather(total).sum()
+        return batches, total
+
+    def pooled(self, total: torch.Tensor, num_items_in_batch) -> torch.Tensor:
+        """This micro-batch's share of the optimiser step's mean: its items' loss ``total`` over all
+        the step's items, times the processes (DDP averages gradients over them)."""
+        return total / num_items_in_batch * self.accelerator.num_processes
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """With ``warmup_from_first_step`` the cosine warm-up gives step 1 a learning rate
@@ -59,13 +88,19 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
     """``cfg.batch_size`` is the global batch: under ``accelerate launch`` every optimiser step still
     takes the same ``batch_size`` samples in the same order, each rank a 1/W share of them
     (``split_batches``), so step counts, checkpoint steps and the sampler's length groups do not
-    depend on the number of processes."""
+    depend on the number of processes. ``cfg.grad_accum`` splits it further into equal micro-steps
+    (the sampler still groups whole global batches), so the same holds for accumulation."""
     ranks.check_global_batch(cfg.batch_size)
+    w, accum = ranks.world_size(), cfg.grad_accum
+    if cfg.batch_size % (w * accum):
+        raise ValueError(f"config batch_size={cfg.batch_size} is not divisible by the world size {w} x grad_accum "
+                         f"{accum}: each process takes batch_size / (world size x grad_accum) samples per micro-step")
     kwargs = dict(
-        output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size, num_train_epochs=epochs,
+        output_dir=str(out_dir), per_device_train_batch_size=cfg.batch_size // accum,
+        gradient_accumulation_steps=accum, num_train_epochs=epochs,
         learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
         adam_beta1=0.9, adam_beta2=0.95, max_grad_norm=cfg.max_grad_norm, save_strategy="no",
-        save_total_limit=None, logging_steps=10, report_to=[], seed=seed, data_seed=seed,
+        save_total_limit=None, logging_steps=cfg.logging_steps, report_to=cfg.report_targets, seed=seed, data_seed=seed,
         remove_unused_columns=False, dataloader_num_workers=0, bf16=cfg.bf16,
         disable_tqdm=quiet(),
         use_cpu=not torch.cuda.is_available(), ddp_timeout=int(ranks.WAIT_HOURS * 3600),
@@ -77,6 +112,12 @@ def training_args(out_dir: Path, cfg: Config, lr: float, epochs: int, seed: int,
     args = TrainingArguments(**kwargs)
     args.warmup_from_first_step = cfg.warmup_from_first_step  # read by MeanLossTrainer.create_scheduler
     return args
+
+
+def logging_dir(out_dir: Path) -> Path:
+    """TensorBoard event files of one trainer folder (an SFT run, a distillation stage): a fixed
+    name, so a resumed stage appends to its own folder instead of starting a dated one."""
+    return Path(out_dir) / "logs"
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:
