@@ -30,12 +30,13 @@ def stage_curve(stage_dir: Path) -> list[dict]:
     """One distillation stage's Trainer log records (every ``logging_steps``), from the
     trainer_state.json of its newest epoch checkpoint: the stage keeps its checkpoints, and the
     Trainer logs a step before it saves it. A stage without checkpoints gives no rows."""
-    states = sorted(Path(stage_dir, "trainer").glob("checkpoint-*/trainer_state.json"),
-                    key=lambda p: int(p.parent.name.split("-")[1]))
-    if not states:
+    from scd.train.training import last_checkpoint  # only a run that has stages reads them
+
+    last = last_checkpoint(Path(stage_dir, "trainer"))
+    if last is None:
         return []
     return [{"step": r["step"], **{k: r.get(k) for k in CURVE_COLUMNS[5:]}}
-            for r in read_json(states[-1])["log_history"] if "loss" in r]
+            for r in read_json(last / "trainer_state.json")["log_history"] if "loss" in r]
 
 
 def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | Path = "results") -> Path:

@@ -40,7 +40,7 @@ REPORT_TO = ("none", "tensorboard", "wandb", "mlflow")  # logging backends the T
 
 
 def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kinds: tuple[str, ...] | None = None,
-       keyed_when_set: bool = False, **kw):
+       keyed_when_set: bool = False, logging_only: bool = False, **kw):
     """A config field; ``key``: the stages whose identity it is part of (``()``: none, with the
     reason in ``help``); ``kinds``: the task kinds whose SFT stages read it (None: every task), so
     a setting for NER lists leaves the stages of the other tasks where they are;
@@ -51,7 +51,7 @@ def _f(default, help: str, *, key: tuple[str, ...], role: str | None = None, kin
     assert set(key) <= set(STAGES) and role in (None, "teacher", "student"), (key, role)
     assert kinds is None or set(key) == {"sft"}, "kinds= scopes SFT keys only (their key names the task)"
     return field(default=default, metadata={"help": help, "key": key, "role": role, "kinds": kinds,
-                                            "keyed_when_set": keyed_when_set, **kw})
+                                            "keyed_when_set": keyed_when_set, "logging_only": logging_only, **kw})
 
 
 @dataclass(frozen=True)

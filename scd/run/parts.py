@@ -51,7 +51,7 @@ def kept_rows(cfg: Config, results_root) -> tuple[dict[str, pd.DataFrame], Confi
     # a keyed_when_set field added after those rows were made was at its default for them
     made = {f.name: _same(f.default) for f in fields(Config) if f.metadata["keyed_when_set"]} | made
     scopes = {f.name: f.metadata["kinds"] for f in fields(Config)}
-    logging = {f.name for f in fields(Config) if f.metadata.get("logging_only")}  # change no number
+    logging = {f.name for f in fields(Config) if f.metadata["logging_only"]}  # change no number
     differ = sorted(k for k in set(made) | set(mine) if k not in ("seeds", "tasks", *logging)
                     and made.get(k) != mine.get(k)
                     and (scopes.get(k) is None or kinds & set(scopes[k])))

@@ -70,7 +70,8 @@ def without_machine_paths(path: Path) -> None:
     ``notebooks/`` (the folder a reader's kernel starts in), so it shows no machine's folders and
     its parameters still find the project's results in JupyterLab; and no ``figures_dir`` among
     its recorded parameters, so re-running it as committed (a reader, nbval) shows the figures
-    without rewriting the committed files."""
+    without rewriting the committed files; no stored widget state (papermill carries it over from
+    the notebook it executes)."""
     import json
 
     checkout = str(project_path(".").resolve())
@@ -81,6 +82,7 @@ def without_machine_paths(path: Path) -> None:
             lines = "".join(cell["source"]).splitlines(keepends=True)
             cell["source"] = [line for line in lines if not line.startswith("figures_dir =")]
     nb.get("metadata", {}).get("papermill", {}).get("parameters", {}).pop("figures_dir", None)
+    nb.get("metadata", {}).pop("widgets", None)  # progress-widget state: dead weight once the bars are gone
     fixed = json.dumps(nb, indent=1, ensure_ascii=False)
     if fixed != text:
         path.write_text(fixed, encoding="utf-8")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from transformers import Trainer, TrainingArguments
+from transformers.integrations import TensorBoardCallback
 
 from scd.core import ranks
 from scd.core.io import quiet
@@ -31,7 +32,7 @@ class MeanLossTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.model_accepts_loss_kwargs = False
         for callback in self.callback_handler.callbacks:  # TrainingArguments has no logging_dir since transformers 5
-            if type(callback).__name__ == "TensorBoardCallback" and callback.logging_dir is None:
+            if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
                 callback.logging_dir = str(logging_dir(self.args.output_dir))
 
     def items_in(self, batch: dict) -> int | None:
