@@ -3,8 +3,9 @@ base-LM pretraining (the first stage where results can drift between machines), 
 
 Each run builds the profile's tokenizer (once, shared) and base LM in a fresh runs folder and
 trains it with the profile's full schedule, stopped after ``--steps`` optimiser steps, so its
-first logged loss is the one the committed ``base_models.json`` records. Prints and writes the
-losses, a SHA-256 of the weights and the environment fingerprint.
+first logged loss is the one the committed ``base_models.json`` records. Prints the losses and a
+SHA-256 of the weights, and adds this machine's entry (its fingerprint, kernel switches and runs)
+to the record, which keeps every CPU kind measured so far and says whether their pinned runs agree.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import scd  # noqa: F401  (pins the CPU kernels before torch loads; SCD_NATIVE_KERNELS=1 measures without)
 import torch
 from transformers import TrainerCallback
 
-from scd.core import environment
+from scd.core import environment, numerics
 from scd.core.config import get_config
 from scd.core.io import project_path, read_json, write_json
 
@@ -61,7 +63,21 @@ def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
                         Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])
     return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"],
             "weights_sha256": fingerprint(model)["sha256"], "wall_s": time.time() - start,
-            "kernel_switches": {k: os.environ.get(k) for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")}}
+            "kernel_switches": {k: os.environ.get(k) for k in numerics.SWITCHES}}
+
+
+def merged(old: dict | None, record: dict) -> dict:
+    """The record with this machine's entry added or replaced (one entry per CPU kind and pin),
+    and whether every pinned entry ends with the same weights."""
+    env = record.pop("environment")
+    key = f"{env['cpu']} ({'native kernels' if env['numerics']['native'] else 'pinned kernels'})"
+    machines = dict((old or {}).get("machines", {})) if (old or {}).get("profile") == record["profile"] else {}
+    machines[key] = {"environment": env, "runs": record.pop("runs")}
+    pinned = {run["weights_sha256"] for m in machines.values() if not m["environment"]["numerics"]["native"]
+              for run in m["runs"]}
+    kinds = {m["environment"]["cpu"] for m in machines.values() if not m["environment"]["numerics"]["native"]}
+    return record | {"machines": dict(sorted(machines.items())), "pinned_cpu_kinds": sorted(kinds),
+                     "pinned_weights_agree": len(pinned) == 1}
 
 
 def main(argv=None) -> int:
@@ -85,8 +101,11 @@ def main(argv=None) -> int:
                   f"({run['wall_s']:.0f}s)", flush=True)
     record = {"profile": args.profile, "role": args.role, "environment": environment.fingerprint(),
               "committed_first_loss": reference[0] if reference else None, "runs": runs}
-    path = write_json(Path(args.out) / f"{args.profile}_{args.role}_base.json", record)
-    print("wrote", path)
+    path = Path(args.out) / f"{args.profile}_{args.role}_base.json"
+    record = merged(read_json(path) if path.is_file() else None, record)
+    write_json(path, record)
+    print(f"wrote {path}: pinned runs on {len(record['pinned_cpu_kinds'])} CPU kind(s), weights "
+          f"{'agree' if record['pinned_weights_agree'] else 'differ'}")
     return 0
 
 

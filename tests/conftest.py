@@ -1,4 +1,5 @@
 """Shared fixtures: the real benchmark data (SCD_DATA_DIR) and one smoke-profile run per session."""
+import scd  # noqa: F401  (first: pins the CPU kernels before any test module loads torch)
 import os
 from pathlib import Path
 

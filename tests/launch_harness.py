@@ -32,10 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import scd  # noqa: F401  (first: pins the CPU kernels before torch loads, as `-m scd` does)
 import torch
 from accelerate.utils import gather_object
 
-from scd.core import ranks
+from scd.core import numerics, ranks
 from scd.core.config import get_config
 from scd.kd.trainer import DistillTrainer
 from scd.data.encoding import PadCollator, encode
@@ -211,7 +212,8 @@ def main(argv=None) -> dict:
     logs = [h for h in trainer.state.log_history if "loss" in h]
     per_rank = gather_object([{"rank": state.process_index, "seen": trainer.seen,
                                "local_losses": trainer.local_losses,
-                               "weights": fingerprint(trainer.accelerator.unwrap_model(trainer.model))}])
+                               "weights": fingerprint(trainer.accelerator.unwrap_model(trainer.model)),
+                               "numerics": numerics.in_force()}])
     result = {
         "profile": opts.profile, "task": opts.task, "mode": opts.mode, "seed": opts.seed, **info,
         "world_size": world, "distributed_type": str(state.distributed_type), "backend": state.backend,

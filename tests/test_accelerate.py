@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from scd.core import numerics
+
 from scd.core.io import read_json
 from scd.core.records import BaseRecord, CacheRecord, DistillRecord, SFTRecord
 
@@ -48,7 +50,8 @@ HARNESS = str(Path(__file__).with_name("launch_harness.py"))
 def accelerate_launch(n: int, module_args: list[str], runs_dir: Path, scratch: Path, timeout: int,
                       extra_env: dict | None = None) -> None:
     """``accelerate launch`` with ``n`` CPU processes (``--multi_gpu`` with CUDA hidden for n > 1)."""
-    env = dict(os.environ, SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
+    shell = {k: v for k, v in os.environ.items() if k not in numerics.SWITCHES}  # workers must pin themselves
+    env = dict(shell, SCD_RUNS_DIR=str(runs_dir), SCD_QUIET="1", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1",
                HF_HOME=str(scratch / "hf_home"), TOKENIZERS_PARALLELISM="false", **(extra_env or {}))
     launcher = ["--cpu"] if n == 1 else ["--multi_gpu"]
     cmd = [sys.executable, "-m", "accelerate.commands.launch", *launcher, "--num_processes", str(n),
@@ -110,6 +113,11 @@ def test_two_processes_match_one(mode, prepared, tmp_path):
     assert w0 == w1
     assert abs(w0["sum_sq"] - w_one["sum_sq"]) / w_one["sum_sq"] < 1e-6
     assert abs(w0["sum"] - w_one["sum"]) / abs(w_one["sum"]) < 1e-6
+
+    # every worker computed on the pinned kernels (accelerate's launcher does not import scd)
+    pinned = numerics.in_force()
+    for rank in one["ranks"] + two["ranks"]:
+        assert rank["numerics"]["switches"] == pinned["switches"] and rank["numerics"]["probe"] == pinned["probe"]
 
 
 @pytest.mark.slow

@@ -5,6 +5,9 @@ import sys
 
 import pandas as pd
 
+from scd.core import numerics
+from scd.core.io import read_json
+
 BENCH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_distill.py")
 sys.path.insert(0, os.path.dirname(BENCH))  # deployment.py
 
@@ -72,10 +75,17 @@ def test_determinism_benchmark_runs_on_smoke(smoke_cfg, tmp_path):
         assert det.main(["--profile", "smoke", "--steps", "2", "--threads", "1,1", "--out", str(tmp_path)]) == 0
     finally:
         os.environ["SCD_RUNS_DIR"] = runs_before
-    record = pd.read_json(tmp_path / "smoke_teacher_base.json", typ="series")
-    first, second = record["runs"]
+    record = read_json(tmp_path / "smoke_teacher_base.json")
+    (machine,) = record["machines"].values()
+    first, second = machine["runs"]
     for run in (first, second):
         assert run["steps"] == 2 and run["threads"] == 1 and len(run["weights_sha256"]) == 16
         assert set(run["kernel_switches"]) == {"ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"}
     assert len(first["loss_curve"]) == len(second["loss_curve"])
-    assert record["profile"] == "smoke" and record["environment"]["cores"] >= 1
+    assert record["profile"] == "smoke" and machine["environment"]["cores"] >= 1
+    assert machine["environment"]["numerics"]["switches"] == numerics.wanted()
+    other = {"profile": "smoke", "role": "teacher", "environment": machine["environment"] | {"cpu": "Another CPU"},
+             "runs": [first | {"weights_sha256": "0" * 16}]}
+    both = det.merged(record, other)  # a second kind is added beside the first, and disagreement shows
+    assert len(both["machines"]) == 2 and both["pinned_weights_agree"] is False
+    assert both["pinned_cpu_kinds"] == sorted([machine["environment"]["cpu"], "Another CPU"])

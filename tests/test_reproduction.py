@@ -5,6 +5,8 @@ import pandas as pd
 from scd.core import environment
 from scd.run.compare import committed_results, compare, verdict
 
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 def cells(**values):
     return pd.DataFrame({"cell": list(values), "x": list(values.values())})
@@ -15,13 +17,46 @@ def test_identical_cells_give_identical():
     assert verdict(compare(a, a.copy())) == "identical: all 3 cells equal the committed values"
 
 
-def test_differences_are_counted_sized_and_listed_largest_first():
-    got = compare(cells(a=0.25, b=0.5, c="undecided"), cells(a=0.26, b=0.3, c="supported"))
-    assert list(got.status) == ["differs"] * 3
+def test_differences_are_weighed_against_the_noise_and_the_largest_named():
+    noise = pd.DataFrame({"cell": ["a", "b"], "noise": [0.05, 0.05]})
+    got = compare(cells(a=0.25, b=0.5, c="undecided"), cells(a=0.26, b=0.3, c="supported"), noise)
+    assert list(got.status) == ["within noise", "beyond noise", "beyond noise"]
     line = verdict(got)
-    assert line.startswith("3 of 3 cells differ, max |difference| 0.2 (largest: b 0.5 -> 0.3; a 0.25 -> 0.26")
+    assert line.startswith("2 of 3 cells differ beyond the committed run-to-run noise (1 more within it; "
+                           "max |difference| 0.2): c undecided -> supported; b 0.5 -> 0.3")
+    assert verdict(compare(cells(a=0.25), cells(a=0.26), noise)).startswith("reproduced within noise: 1 of 1")
+    assert verdict(compare(cells(a=0.25), cells(a=0.26), noise), bitwise=True).startswith("not bitwise")
+    assert list(compare(cells(a=0.25), cells(a=0.26)).status) == ["beyond noise"]  # no band: never excused
     missing = compare(cells(a=1.0), cells(a=1.0, z=2.0))
     assert "1 cells present on one side only (e.g. z)" in verdict(missing)
+
+
+def test_a_perturbed_reference_is_within_noise_or_named(tmp_path):
+    """The committed cpu results against a copy of themselves with one run nudged by less than its
+    seeds' spread and another moved far beyond it."""
+    import shutil
+
+    from scd.core.config import get_config
+    from scd.run.compare import noise_cells, table_cells
+
+    cfg = get_config("cpu", tasks=("crade",), seeds=(0,))
+    committed = REPO / "results"
+    shutil.copytree(committed / "cpu", tmp_path / "cpu")
+    runs = pd.read_csv(tmp_path / "cpu" / "runs.csv")
+    crade = runs[(runs.task == "crade")].groupby("model")["primary"].std()
+    near, far = (runs.task == "crade") & (runs.seed == 0) & (runs.model == "teacher_sft"), \
+        (runs.task == "crade") & (runs.seed == 0) & (runs.model == "td")
+    runs.loc[near, "primary"] += crade["teacher_sft"] / 2
+    runs.loc[far, "primary"] += 10 * crade["td"]
+    runs.to_csv(tmp_path / "cpu" / "runs.csv", index=False)
+    got = compare(table_cells(cfg, committed), table_cells(cfg, tmp_path), noise_cells(cfg, committed))
+    status = got.set_index("cell")["status"]
+    assert status["runs: model=teacher_sft task=crade seed=0 primary"] == "within noise"
+    assert status["runs: model=td task=crade seed=0 primary"] == "beyond noise"
+    assert (status.drop(["runs: model=teacher_sft task=crade seed=0 primary",
+                         "runs: model=td task=crade seed=0 primary"]) == "identical").all()
+    line = verdict(got)
+    assert line.startswith("1 of ") and "runs: model=td task=crade seed=0 primary" in line
 
 
 def test_committed_results_is_read_from_git_head(tmp_path):
@@ -35,6 +70,10 @@ def test_environment_differences_name_what_differs():
     b = a | {"threads": a["threads"] + 1, "packages": a["packages"] | {"torch": "0.0"}}
     assert environment.differences(a, b) == [f"threads: {a['threads']} vs {a['threads'] + 1}",
                                              f"torch: {a['packages']['torch']} vs 0.0"]
+    other_cpu = a | {"cpu": "another CPU", "isa": ["avx2"]}
+    assert environment.bitwise_expected(a, other_cpu)  # same kernel probe: one numerical path
+    assert not environment.bitwise_expected(a, b)
+    assert not environment.bitwise_expected(a, other_cpu | {"numerics": a["numerics"] | {"probe": "0" * 16}})
 
 
 def test_in_place_never_shrinks_the_committed_results(tmp_path):

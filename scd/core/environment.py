@@ -1,8 +1,8 @@
-"""What a number depends on besides the config: the machine and the library versions.
+"""What a number depends on besides the config: the machine, the kernels and the library versions.
 
-Float results are bitwise repeatable only on the same CPU kind, thread count and versions
-(kernels pick code paths by instruction set, and reductions are split by thread), so every
-results folder records this fingerprint and the reproduction report compares it.
+Float results are bitwise repeatable only on the same numerical path and versions: kernels pick
+code paths by instruction set unless pinned (``scd.core.numerics``), and library releases change
+numerics. Every results folder records this fingerprint and the reproduction report compares it.
 """
 from __future__ import annotations
 
@@ -39,19 +39,25 @@ def threads_wanted(local_world_size: int = 1) -> int:
     return max(1, (os.cpu_count() or 1) // local_world_size)
 
 
+def installed() -> dict[str, str]:
+    """Every installed distribution's version, so the report can name each one that differs."""
+    versions = {d.metadata["Name"].lower().replace("_", "-"): d.version for d in metadata.distributions()
+                if d.metadata["Name"]}
+    return dict(sorted(versions.items()))
+
+
 def fingerprint() -> dict:
     import torch
 
+    from scd.core import numerics
+
     name, flags = cpu_model()
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
+    versions = installed()
+    versions.update({pkg: versions.get(pkg) for pkg in PACKAGES})  # the key ones, None when missing
     return {"python": platform.python_version(), "machine": platform.machine(), "cpu": name, "isa": flags,
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(), "packages": versions}
+            "threads": torch.get_num_threads(), "packages": dict(sorted(versions.items())),
+            "packages_complete": True, "numerics": numerics.in_force()}
 
 
 def differences(a: dict | None, b: dict | None) -> list[str]:
@@ -62,8 +68,21 @@ def differences(a: dict | None, b: dict | None) -> list[str]:
     for key in ("python", "machine", "cpu", "isa", "torch_cpu_capability", "threads"):
         if a.get(key) != b.get(key):
             out.append(f"{key}: {a.get(key)} vs {b.get(key)}")
-    for pkg in sorted(set(a.get("packages", {})) | set(b.get("packages", {}))):
-        va, vb = a.get("packages", {}).get(pkg), b.get("packages", {}).get(pkg)
+    pa, pb = a.get("packages", {}), b.get("packages", {})
+    names = set(pa) | set(pb) if a.get("packages_complete") and b.get("packages_complete") else \
+        (set(pa) & set(pb)) | set(PACKAGES)  # an older record lists only the key packages
+    for pkg in sorted(names):
+        va, vb = pa.get(pkg), pb.get(pkg)
         if va != vb:
             out.append(f"{pkg}: {va} vs {vb}")
+    pa, pb = (x.get("numerics", {}).get("probe") for x in (a, b))
+    if pa != pb:
+        out.append(f"kernel probe: {pa} vs {pb}")
     return out
+
+
+def bitwise_expected(a: dict | None, b: dict | None) -> bool:
+    """Same kernels (equal probes), threads, Python and library versions: the CPU's name may differ."""
+    kind = ("cpu: ", "isa: ", "torch_cpu_capability: ")
+    diffs = differences(a, b)
+    return bool(a and b and a.get("numerics", {}).get("probe")) and not [d for d in diffs if not d.startswith(kind)]
