@@ -9,14 +9,16 @@ override SCD_DATA_DIR := $(abspath $(or $(SCD_DATA_DIR),$(CURDIR)/../shared/data
 PROFILE ?= cpu
 export SCD_DATA_DIR
 
-.PHONY: venv reproduce notebooks test test-fast summary clean bench
+.PHONY: venv reproduce notebooks test test-fast summary clean bench lock
 
-$(BIN)/.installed: pyproject.toml
+# the locked versions (with hashes), then the package itself on top without touching them
+$(BIN)/.installed: pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else 1)' 2>/dev/null || \
 	  { echo "need Python 3.11, 3.12 or 3.13 (found: $(PY)); run: make PY=/path/to/python3.11"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[notebooks,test]"
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name scd --display-name "Python (scd)" >/dev/null
 	touch $@
 
@@ -44,6 +46,16 @@ summary: venv
 
 clean:
 	rm -rf runs reproduction .pytest_cache
+
+## lock: re-resolve requirements.lock (newest versions pyproject.toml allows; commit it with results made on it)
+TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-*),--find-links /opt/wheels,--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+lock:
+	test -x .lock-tools/bin/uv || { $(PY) -m venv .lock-tools && .lock-tools/bin/pip install -q uv; }
+	.lock-tools/bin/uv pip compile pyproject.toml --extra notebooks --extra test --extra gemma --generate-hashes \
+	  --python-version 3.11.7 --python-platform x86_64-manylinux_2_28 --index-url https://pypi.org/simple \
+	  $(TORCH_INDEX) --no-header --no-annotate -o requirements.lock.new
+	{ sed -n '1,3p' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp && \
+	  rm requirements.lock.new && mv requirements.lock.tmp requirements.lock
 
 ## bench: distillation cost table (cpu profile, one task) -> results/benchmarks/
 bench: venv
