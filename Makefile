@@ -25,9 +25,11 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 venv: $(BIN)/.installed
 
 ## reproduce: compute every missing stage, render the notebooks, compare with the committed results
-##            (writes reproduction/$(PROFILE)-seeds<S>/ only; SEEDS=0,1,2 for the committed three seeds)
+##            (writes reproduction/$(PROFILE)-seeds<S>/ only; SEEDS=0,1,2 for the committed three seeds;
+##            TASKS=crade: one task, no ablations unless ABLATIONS=crade, compared with that task's committed cells)
 reproduce: venv
-	$(BIN)/python -m scd reproduce --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS))
+	$(BIN)/python -m scd reproduce --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) \
+	  $(if $(TASKS),--set tasks=$(TASKS) --ablations '$(ABLATIONS)')
 
 ## notebooks: re-render the committed notebooks from the committed results (no training)
 notebooks: venv

@@ -27,6 +27,7 @@ def test_differences_are_weighed_against_the_noise_and_the_largest_named():
     assert verdict(compare(cells(a=0.25), cells(a=0.26), noise)).startswith("reproduced within noise: 1 of 1")
     assert verdict(compare(cells(a=0.25), cells(a=0.26), noise), bitwise=True).startswith("not bitwise")
     assert list(compare(cells(a=0.25), cells(a=0.26)).status) == ["beyond noise"]  # no band: never excused
+    assert list(compare(cells(a=7.37016042), cells(a=7.37016054)).status) == ["within noise"]  # float rounding
     missing = compare(cells(a=1.0), cells(a=1.0, z=2.0))
     assert "1 cells present on one side only (e.g. z)" in verdict(missing)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 
 RUN_VALUES = ("primary", "gold_loss", "n_unparsed")
+ROUNDING = 1e-6  # relative: a difference this small is float rounding, within any noise
 
 
 def committed_results(profile: str, dest: Path) -> tuple[Path | None, str]:
@@ -111,8 +112,8 @@ def noise_cells(cfg: Config, results_root) -> pd.DataFrame:
 
 
 def compare(committed: pd.DataFrame, new: pd.DataFrame, noise: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Cell by cell: identical, within noise (|difference| inside the cell's noise band), beyond
-    noise (outside it, a changed text, or no band to weigh it by), or missing on one side."""
+    """Cell by cell: identical, within noise (|difference| inside the cell's noise band, or float
+    rounding), beyond noise (outside it, a changed text, or no band to weigh it by), or missing."""
     both = committed.merge(new, on="cell", how="outer", suffixes=("_committed", "_new"), indicator=True)
     band = both["cell"].map(noise.set_index("cell")["noise"]) if noise is not None and len(noise) else np.nan
     ref, cur = both["x_committed"], both["x_new"]
@@ -120,7 +121,8 @@ def compare(committed: pd.DataFrame, new: pd.DataFrame, noise: pd.DataFrame | No
     diff = pd.Series(np.nan, index=both.index)
     diff[numeric] = pd.to_numeric(cur[numeric]) - pd.to_numeric(ref[numeric])
     same = (ref.astype(str) == cur.astype(str)) | (numeric & (diff == 0)) | (ref.isna() & cur.isna())
-    inside = numeric & (diff.abs() <= pd.Series(band, index=both.index).astype(float))
+    scale = pd.to_numeric(ref, errors="coerce").abs().clip(lower=1.0)
+    inside = numeric & ((diff.abs() <= pd.Series(band, index=both.index).astype(float)) | (diff.abs() <= ROUNDING * scale))
     status = np.select([both["_merge"] != "both", same, inside], ["missing", "identical", "within noise"],
                        "beyond noise")
     return pd.DataFrame({"cell": both["cell"], "committed": ref, "new": cur, "difference": diff,
