@@ -1,12 +1,14 @@
-"""GPU check: the ``gemma`` profile on one task, end to end, inside a time budget.
+"""The ``gemma`` profile on one task, end to end, inside a time budget (the runs recorded in
+``results/gemma_cpu/``; the GPU check is ``benchmarks/gpu_check.sh``, on the ``gpu`` profile,
+since the Gemma GGUF is too large to carry to a lent GPU machine).
 
 Converts Gemma 3 270M from the PyPI GGUF, prunes and heals the student, runs teacher and
 student SFT, then as many distillation methods as the budget allows (SCD+AW first), and
 writes every stage's wall time, peak GPU memory and scores to ``--out`` after each stage, so
-a run stopped at its limit still reports what it finished. Runs on CPU too (slowly), which is
-how it is tested: ``--set`` shrinks the profile.
+a run stopped at its limit still reports what it finished. Runs on CPU too (slowly): ``--set``
+shrinks the profile.
 
-    python benchmarks/gpu_gemma.py --task nrner --out results/gpu --budget-s 420
+    python benchmarks/gpu_gemma.py --task nrner --out results/gemma --budget-s 420
     # the teacher comparison on a CPU, capped (docs/results.md)
     python benchmarks/gpu_gemma.py --task nrner --teacher-only --out results/gemma_cpu \
         --set max_train=200 --set teacher_epochs=2 --set n_checkpoints=2 --set teacher_lr=5e-5
@@ -47,7 +49,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="nrner")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results/gpu")
+    p.add_argument("--out", default="results/gemma")
     p.add_argument("--budget-s", type=float, default=420.0, help="start no distillation method after this")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a gemma profile field")

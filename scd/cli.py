@@ -99,6 +99,13 @@ def _calibrate(args):
     print(run(user_path(args.out)).to_string(index=False))
 
 
+def _budgets(args):
+    from scd.run.budgets import run
+    cfg = _config(args)
+    plan = {role: tuple(args.tasks.split(",")) for role in args.roles.split(",")}
+    print(run(cfg, plan, user_path(args.out), seed=args.seed).to_string(index=False))
+
+
 def _run_all(args):
     from scd.run.reproduce import run_all
     run_all(_config(args), args.out)
@@ -163,6 +170,9 @@ COMMANDS = (
             _notebooks, (opt("--seeds", default=None, help="default: every seed in results/<profile>/runs.csv"),)),
     Command("calibrate", "the cpu profile's calibration grid, scored on dev -> results/calibration/", _calibrate,
             (opt("--out", default="results/calibration"),), run_opts=False),
+    Command("budgets", "SFT budget study: train past convergence, choose each budget on dev -> results/budgets/",
+            _budgets, (opt("--roles", default="teacher,student"), opt("--tasks", default="crade"),
+                       opt("--seed", type=int, default=0), opt("--out", default="results/budgets"))),
     Command("run-all", "every stage for every task and seed, then results/ tables (no notebooks)", _run_all,
             (opt("--out", default="results"),), ranks=True),
     Command("run", "SCD on your own task: teacher SFT with checkpoints, student anchor, methods, evaluation", _run, (

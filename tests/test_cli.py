@@ -22,10 +22,10 @@ def test_unknown_profile_key_and_range_fail_clearly():
 
 
 COMMAND_NAMES = ["download", "data-summary", "pretrain", "sft", "distill", "reproduce", "notebooks", "calibrate",
-                 "run-all", "run"]
+                 "budgets", "run-all", "run"]
 
 
-def test_parser_knows_exactly_the_ten_commands_and_each_parses_help(capsys):
+def test_parser_knows_exactly_the_eleven_commands_and_each_parses_help(capsys):
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert list(sub.choices) == COMMAND_NAMES == [c.name for c in COMMANDS]

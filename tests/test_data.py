@@ -160,27 +160,41 @@ def test_download_from_local_mirror_and_offline_failure(data_dir, tmp_path):
         files.download(tmp_path / "offline", url_for=lambda rel: "http://127.0.0.1:9/" + rel, timeout=2)
 
 
-def test_balanced_train_matches_the_test_label_mix_and_keeps_ids_unique():
-    from scd.core.io import DataError
+def test_balanced_train_is_uniform_over_the_pool_labels_and_keeps_ids_unique():
     from scd.data.sampling import balanced_train
 
     train = [{"id": f"t:{i}", "label": "A" if i < 8 else "B"} for i in range(10)]
-    items, repeated = balanced_train(train, ["A", "B", "B", "A"], 6, seed=1)
+    items, repeated = balanced_train(train, 6, seed=1)
     assert Counter(r["label"] for r in items) == Counter(A=3, B=3) and repeated == 1
     assert len({r["id"] for r in items}) == 6 and sum(r["id"].endswith("#r1") for r in items) == 1
     assert {r["id"] for r in items if r["label"] == "B"} >= {"t:8", "t:9"}  # every minority item before a repeat
-    assert balanced_train(train, ["A", "B", "B", "A"], 6, seed=1) == (items, repeated)  # seeded
-    with pytest.raises(DataError, match=r"no item with label\(s\) \['C'\]"):
-        balanced_train(train, ["A", "C"], 4, seed=1)
+    assert balanced_train(train, 6, seed=1) == (items, repeated)  # seeded
+    odd, _ = balanced_train(train, 7, seed=1)  # the remainder goes to the first label
+    assert Counter(r["label"] for r in odd) == Counter(A=4, B=3)
 
 
-def test_balanced_sampling_of_a_real_task(data_dir):
+def test_uniform_take_fills_labels_equally_as_far_as_they_go():
+    from scd.data.sampling import uniform_take
+
+    labels = ["A"] * 85 + ["B"] * 8 + ["C"] * 4 + ["D"] * 3
+    assert Counter(labels[i] for i in uniform_take(labels, 12, seed=0)) == Counter(A=3, B=3, C=3, D=3)
+    # C and D give all they have, A and B share the rest
+    assert Counter(labels[i] for i in uniform_take(labels, 20, seed=0)) == Counter(A=7, B=6, C=4, D=3)
+    assert Counter(labels[i] for i in uniform_take(labels, 40, seed=0)) == Counter(A=25, B=8, C=4, D=3)
+    assert list(uniform_take(labels, 20, seed=0)) == list(uniform_take(labels, 20, seed=0))
+
+
+def test_uniform_sampling_of_a_real_task(data_dir):
     from scd.data.splits import load_splits
 
-    crade = load_splits("crade", max_train=400, sampling="balanced")
+    crade = load_splits("crade", max_train=400, sampling="uniform", dev_sampling="uniform")
     assert Counter(r["label"] for r in crade["train"]) == Counter(A=100, B=100, C=100, D=100)
     assert crade["stats"]["train_repeated"] > 0 and len({r["id"] for r in crade["train"]}) == 400
-    assert load_splits("nrner", max_train=50, sampling="balanced")["train"] == load_splits("nrner", max_train=50)["train"]
+    dev = Counter(r["label"] for r in crade["dev"])
+    assert max(dev.values()) - min(dev.values()) <= 1, dev
+    assert Counter(r["label"] for r in load_splits("crade")["dev"])["A"] > len(crade["dev"]) / 2  # the pool's skew
+    assert load_splits("nrner", max_train=50, sampling="uniform")["train"] == load_splits("nrner", max_train=50)["train"]
+    assert load_splits("nrner", dev_sampling="uniform")["dev"] == load_splits("nrner")["dev"]  # NER: no labels
 
 
 def test_corpus_can_exclude_every_dev_and_test_passage(data_dir):

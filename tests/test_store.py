@@ -29,7 +29,7 @@ def other_value(f: dataclasses.Field, value):
         hi = f.metadata.get("hi")
         return value + step if hi is None or value + step <= hi else value - step
     return {"model_source": "hub", "divergence": "jsd", "selection_terms": "best", "corpus_tasks": ("crade",),
-            "max_train": 5, "max_eval": 5, "train_sampling": "balanced", "probe_sampling": "stratified",
+            "max_train": 5, "max_eval": 5, "train_sampling": "uniform", "dev_sampling": "uniform", "probe_sampling": "stratified",
             "prompt_cut": "passage", "prompt_room": "by_kind"}.get(f.name, "other-model")
 
 

@@ -75,7 +75,8 @@ def _credit(cfg: Config, results_root, variant: str, method: str, task: str, see
 
 
 def variant_effects(cfg: Config, tasks, method: str = "scd_aw", results_root="results", n_boot: int = 2000) -> pd.DataFrame:
-    """Each variant minus the default on the same test items and seeds: paired bootstrap interval."""
+    """Each variant minus the default on the same test items and seeds: paired bootstrap interval over
+    test items (each drawn with all its seeds' rows), p and ``mde`` (``scd.analysis.power``)."""
     rows = []
     for task in tasks:
         base = np.stack([_credit(cfg, results_root, "default", method, task, s) for s in cfg.seeds])

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scd.analysis import products, signal, tables
+from scd.analysis import power, products, signal, tables
 from scd.analysis.ablations import seed_list
 from scd.analysis.export import load_runs, load_samples, load_table, load_weights, results_dir
 from scd.core.io import read_json
@@ -241,7 +241,10 @@ def table1(cfg: Config, results_root, scores: pd.DataFrame | None = None) -> str
             lines.append(f"{side} the teacher by a paired 95% interval that excludes zero: " + ", ".join(
                 f"{m} {r.diff_vs_teacher:+.3f} [{r.diff_lo:+.3f}, {r.diff_hi:+.3f}]" for m, r in part.iterrows())
                 + "." if len(part) else "")
-        lines.append("Not distinguishable from the teacher: " + (", ".join(rest) if rest else "none") + ".")
+        mde = vs.get("mde_vs_teacher", pd.Series(dtype=float)).dropna()  # absent from tables written before it
+        lines.append("Not distinguishable from the teacher: " + (", ".join(rest) if rest else "none") + (
+            f" (task average: by model, an effect smaller than {mde.min():.3f} to {mde.max():.3f} would go undetected"
+            " at 80% power)" if len(mde) else "") + ".")
         if (methods := [m for m in cfg.methods if m in avg.index]) and "student_sft" in avg.index:
             top, sft = max(methods, key=lambda m: avg.loc[m, "mean"]), avg.loc["student_sft", "mean"]
             lines.append(f"The best distilled student, {top} ({avg.loc[top, 'mean']:.3f}), is "
@@ -256,9 +259,8 @@ def table1(cfg: Config, results_root, scores: pd.DataFrame | None = None) -> str
     if set(cfg.tasks) <= set(TASKS):
         paper = tables.paper_reported().query("task == 'average'").set_index("model").value
         if len(both := [m for m in paper.index if m in avg.index and m != "teacher_sft"]) > 1:
-            lines.append("Order of the models the paper reports: paper " + " > ".join(
-                sorted(both, key=lambda m: -paper[m])) + "; here " + " > ".join(
-                sorted(both, key=lambda m: -avg.loc[m, "mean"])) + ".")
+            lines.append("Order of the models the paper reports: paper " + " > ".join(sorted(both, key=paper.get)[::-1])
+                         + "; here " + " > ".join(sorted(both, key=lambda m: -avg.loc[m, "mean"])) + ".")
     return _bullets(lines)
 
 
@@ -268,8 +270,7 @@ def sfs_tfs(cfg: Config, results_root, sub: dict | None = None) -> str:
     load_runs(cfg, results_root)
     sub = sub or products.sfs_tfs(cfg, results_root)
     decomp = sub["decomposition"]
-    per_task = decomp.groupby(["risk", "task"])[["P_SFS", "gap"]].mean()
-    err, loss = per_task.loc["error"], per_task.loc["loss"]
+    err, loss = (decomp[decomp.risk == r].groupby("task")[["P_SFS", "gap"]].mean() for r in ("error", "loss"))
     lower = list(loss.index[loss.gap > 0])
     lines = [f"The identity R_T − R_S = P(SFS)·advantage − P(TFS)·deficit holds on all {len(decomp)} "
              f"task-seed-risk rows: largest |residual| {decomp.residual.abs().max():.1e}.",
@@ -285,7 +286,8 @@ def sfs_tfs(cfg: Config, results_root, sub: dict | None = None) -> str:
     for verdict in ("supported", "contradicted", "undecided", "untestable"):
         part = sub["claims"][sub["claims"].verdict == verdict]
         lines.append(f"{verdict.capitalize()}: " + "; ".join(f"*{r.claim}*" + (
-            "" if verdict == "untestable" else f" {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}]")
+            "" if verdict == "untestable" else f" {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] ("
+            f"{power.undetected(r.mde)}; without its all-tie tasks: {r.verdict_without_tie_tasks})")
             for r in part.itertuples()) + "." if len(part) else "")
     view, rho = sub["subtask_view"], sub["rho"]
     lines.append(f"The headline student beats the teacher on {view.student_wins.astype(bool).mean():.0%} of "
@@ -304,8 +306,7 @@ def efficiency(cfg: Config, results_root, runs: pd.DataFrame | None = None) -> s
         raise FileNotFoundError("the student SFT runs (the cost floor)")
     cost = products.efficiency(runs).set_index("model")
     ratio, share = cost.loc[[m for m in cfg.methods if m in cost.index], "ratio_vs_student_sft"], cost.selection_share
-    scd = [m for m in ratio.index if _policy(m) == "scd"]
-    others = [m for m in ratio.index if m not in scd]
+    scd, others = [m for m in ratio.index if _policy(m) == "scd"], [m for m in ratio.index if _policy(m) != "scd"]
     lines = [f"Teacher SFT took {cost.loc['teacher_sft', 'ratio_vs_student_sft']:.2f}× the student SFT's training "
              "time (pipeline seconds, dev evaluations included)." if "teacher_sft" in cost.index else "",
              f"The distillation methods took {ratio.min():.2f}× ({ratio.idxmin()}) to {ratio.max():.2f}× "

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.analysis import ablations
+from scd.analysis import ablations, power
 from scd.analysis import sfs_tfs as subsets  # the module; sfs_tfs below is this file's product
 from scd.analysis import tables
 from scd.analysis import signal as signals
 from scd.core.io import write_table
 from scd.analysis.export import load_runs, load_samples, results_dir
-from scd.core.tasks import get_task
+from scd.core.tasks import TASKS, get_task
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 def sfs_tfs(cfg: Config, results_root) -> dict[str, pd.DataFrame | float | str]:
     """The SFS/TFS analysis of notebook 6: the decomposition identity per task, seed and risk, the
-    subset scores, the sub-task view, the margin prediction and the claims with their verdicts."""
+    subset scores, the sub-task view, the margin prediction, the claims with their verdicts and
+    the tie counts per subset and task (``ties``)."""
     rows, scores, splits, samples = [], [], {}, {}
     headline = "scd_aw" if "scd_aw" in cfg.methods else cfg.methods[0]
     for task in cfg.tasks:
@@ -46,14 +47,14 @@ def sfs_tfs(cfg: Config, results_root) -> dict[str, pd.DataFrame | float | str]:
     view = pd.concat(views, ignore_index=True)
     margin, rho = margin_prediction(decomp, load_runs(cfg, results_root), headline)
     thin = set(tables.thin_tasks(cfg))  # as in Table 1's average: tasks with too little train data stay out
-    claims = subsets.claim_table({k: v for k, v in samples.items() if k[0] not in thin},
-                                  {k: v for k, v in splits.items() if k[0] not in thin})
+    kept = {k: v for k, v in samples.items() if k[0] not in thin}
+    claims = subsets.claim_table(kept, {k: v for k, v in splits.items() if k[0] not in thin})
     text = subsets.claims_text(claims, view.student_wins.mean(), len(view), rho, len(margin), cfg.profile,
                                 len(cfg.seeds))
     return {"decomposition": decomp, "scores": pd.concat(scores, ignore_index=True), "subtask_view": view,
             "margin": margin, "rho": rho, "sign_agreement": ((margin.predicted_margin > 0)
                                                             == (margin.achieved_margin > 0)).mean(),
-            "claims": claims, "claims_text": text}
+            "claims": claims, "claims_text": text, "ties": subsets.tie_table(kept, splits)}
 
 
 def margin_prediction(decomp: pd.DataFrame, runs: pd.DataFrame, headline: str) -> tuple[pd.DataFrame, float]:
@@ -100,6 +101,45 @@ def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     return cost.reset_index()
 
 
+def detectable(scores: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """What the run can resolve: every claim (on all tasks, and again without its all-tie tasks when
+    it has some) and every model's task-average difference from the teacher (Table 1), with the
+    difference, its 95% interval, the minimum detectable difference ``mde`` (80% power, two-sided
+    5%, ``scd.analysis.power``), the paper's difference of the same two averages where it reports
+    both (whole test set only) and a plain verdict. Tasks with too little train data are out of both."""
+    paper = tables.paper_reported().query("task == 'average'").set_index("model")["value"] if set(
+        scores.task) - {"average"} <= set(TASKS) else pd.Series(dtype=float)
+    rows = []
+    for r in claims.itertuples():
+        ties = str(r.tie_tasks).split() if pd.notna(r.tie_tasks) else []
+        rows.append(_detect(r.a, r.b, f"claim: {r.claim}", r.subset, "all", r.n, r.diff, r.lo, r.hi, r.mde, paper))
+        if ties:
+            rows.append(_detect(r.a, r.b, f"claim: {r.claim}", r.subset, "without " + ", ".join(ties),
+                                r.n_without_tie_tasks, r.diff_without_tie_tasks, r.lo_without_tie_tasks,
+                                r.hi_without_tie_tasks, r.mde_without_tie_tasks, paper))
+    if "mde_vs_teacher" in scores:
+        for r in scores[(scores.task == "average") & scores.diff_vs_teacher.notna()].itertuples():
+            rows.append(_detect(r.model, "teacher_sft", "Table 1 average vs the teacher", "all", "all", float("nan"),
+                                r.diff_vs_teacher, r.diff_lo, r.diff_hi, r.mde_vs_teacher, paper))
+    return pd.DataFrame(rows, columns=["comparison", "source", "subset", "tasks", "n", "diff", "lo", "hi", "mde",
+                                       "paper_diff", "verdict"])
+
+
+def _detect(a: str, b: str, source: str, subset: str, tasks: str, n, diff, lo, hi, mde, paper: pd.Series) -> dict:
+    both = subset == "all" and a in paper.index and b in paper.index
+    paper_diff = float(paper[a] - paper[b]) if both else float("nan")
+    if pd.isna(lo):
+        verdict = "untestable: no items"
+    elif lo > 0 or hi < 0:
+        verdict = f"detected: {a} {'above' if lo > 0 else 'below'} {b}"
+    else:
+        verdict = f"undecided: {power.undetected(mde)}"
+    if both and not pd.isna(mde) and abs(paper_diff) < mde:
+        verdict += f"; the paper's {paper_diff:+.3f} is below this resolution"
+    return {"comparison": f"{a} − {b}", "source": source, "subset": subset, "tasks": tasks, "n": n, "diff": diff,
+            "lo": lo, "hi": hi, "mde": mde, "paper_diff": paper_diff, "verdict": verdict}
+
+
 def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     """Write every derived table of ``results/<profile>/`` (after the stages have been exported)."""
     out = results_dir(cfg, results_root)
@@ -112,8 +152,10 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)
     sub = sfs_tfs(cfg, results_root)
-    for name in ("decomposition", "scores", "subtask_view", "claims"):
-        paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores") else name), sub[name])
+    for name in ("decomposition", "scores", "subtask_view", "claims", "ties"):
+        paths += write_table(out / ("sfs_tfs_" + name if name in ("decomposition", "scores", "ties") else name),
+                             sub[name])
+    paths += write_table(out / "detectable", detectable(scores, sub["claims"]))
     runs = load_runs(cfg, results_root)
     paths += write_table(out / "efficiency", efficiency(runs))
     parses = ner_parses(runs)

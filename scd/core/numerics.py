@@ -37,7 +37,7 @@ def pin(environ=os.environ) -> dict[str, str]:
     """Set the missing switches; warn when torch loaded first, since ATen has then chosen already."""
     added = {k: v for k, v in wanted(environ).items() if k not in environ}
     environ.update(added)
-    if added and "torch" in sys.modules:
+    if added and environ is os.environ and "torch" in sys.modules:
         warnings.warn("torch was imported before scd, so the pinned CPU kernels may not be in force; "
                       "import scd first (or set " + ", ".join(f"{k}={v}" for k, v in added.items()) +
                       " before starting Python)", RuntimeWarning, stacklevel=3)

@@ -19,9 +19,10 @@ def main_passage(rec: dict) -> str | None:
     return max(spans, key=len) if spans else None
 
 
-def eval_passages(data_root=None) -> set[str]:
+def eval_passages(data_root=None, dev_sampling: str = "stratified") -> set[str]:
     """Every passage of every task's dev and test split: text that must not enter pretraining."""
-    return {p for name in TASKS for split in ("dev", "test") for r in load_task(name, data_root)[split] for p in passages(r)}
+    return {p for name in TASKS for split in ("dev", "test")
+            for r in load_task(name, data_root, dev_sampling=dev_sampling)[split] for p in passages(r)}
 
 
 def card_texts(tasks, exclude_eval: bool = False) -> list[str]:
@@ -35,7 +36,7 @@ def card_texts(tasks, exclude_eval: bool = False) -> list[str]:
     return [t for t in dict.fromkeys(texts) if t and t not in banned]
 
 
-def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False) -> list[str]:
+def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False, dev_sampling: str = "stratified") -> list[str]:
     """Train-split text of ``tasks`` (None: every task; never dev/test), deduplicated, in a stable
     order: the corpus of the tokenizer and the base LMs.
 
@@ -48,11 +49,12 @@ def corpus_texts(tasks=None, data_root=None, exclude_eval: bool = False) -> list
     cards = sorted(name for name in tasks or () if get_task(name).card is not None)
     if cards:
         builtin = [name for name in tasks if name not in cards]
-        return (corpus_texts(builtin, data_root, exclude_eval) if builtin else []) + card_texts(cards, exclude_eval)
-    banned = eval_passages(data_root) if exclude_eval else set()
+        return (corpus_texts(builtin, data_root, exclude_eval, dev_sampling) if builtin else []) + \
+            card_texts(cards, exclude_eval)
+    banned = eval_passages(data_root, dev_sampling) if exclude_eval else set()
     seen, texts = set(), []
     for name in sorted(tasks or TASKS):
-        train = load_task(name, data_root)["train"]
+        train = load_task(name, data_root, dev_sampling=dev_sampling)["train"]
         for rec in train:
             pieces = passages(rec)
             if rec["kind"] == "yesno":

@@ -1,7 +1,8 @@
 """A task's train / dev / test records, whichever reader its files need.
 
 Splits are fixed for every run seed (seeds vary training, never the data): test = the official
-evaluation file (or a card's split), dev = a label-stratified slice of the rest, train = what remains.
+evaluation file (or a card's split), dev = a slice of the rest (label-stratified, or with equal
+label counts for choice and yes/no tasks: ``dev_sampling="uniform"``), train = what remains.
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from scd.core.tasks import get_task
 from scd.data.benchmark import jmed_records, pubmedqa_records
 from scd.data.cards import card_splits
 from scd.data.files import data_dir
-from scd.data.sampling import DATA_SEED, balanced_train, stratified_take
+from scd.data.sampling import DATA_SEED, balanced_train, stratified_take, uniform_take
 
 DEV_FRACTION = 0.2
 DEV_MAX = 100
+DEV_SAMPLING = ("stratified", "uniform")
+TRAIN_SAMPLING = ("natural", "uniform")
 
 
 def card_reader(task, data_root, seed):
@@ -38,15 +41,19 @@ def pubmedqa_reader(task, data_root, seed):
 READERS = {"jmed": jmed_reader, "pubmedqa": pubmedqa_reader, "card": card_reader}
 
 
-def load_task(name: str, data_root=None, max_train: int | None = None, seed: int = DATA_SEED) -> dict[str, list[dict]]:
+def load_task(name: str, data_root=None, max_train: int | None = None, seed: int = DATA_SEED,
+              dev_sampling: str = "stratified") -> dict[str, list[dict]]:
     """All splits of one task; ``max_train`` caps train by a seeded stratified subsample (counted)."""
+    if dev_sampling not in DEV_SAMPLING:
+        raise ValueError(f"dev_sampling={dev_sampling!r}: expected one of {list(DEV_SAMPLING)}")
     task = get_task(name)
     if task.reader not in READERS:
         raise ValueError(f"task {name!r}: unknown reader {task.reader!r}; expected one of {sorted(READERS)}")
     test, dev, pool, stats = READERS[task.reader](task, data_root, seed)
     if dev is None:
         n_dev = min(DEV_MAX, round(DEV_FRACTION * len(pool)))
-        dev_idx = set(stratified_take([r["label"] for r in pool], n_dev, seed).tolist())
+        take = uniform_take if dev_sampling == "uniform" and task.kind in ("choice", "yesno") else stratified_take
+        dev_idx = set(take([r["label"] for r in pool], n_dev, seed).tolist())
         dev = [r for i, r in enumerate(pool) if i in dev_idx]
         train = [r for i, r in enumerate(pool) if i not in dev_idx]
     else:
@@ -65,18 +72,17 @@ def load_task(name: str, data_root=None, max_train: int | None = None, seed: int
 
 
 def load_splits(name: str, data_root=None, max_train: int | None = None, max_eval: int | None = None,
-                sampling: str = "natural") -> dict:
-    """The task's splits as a run uses them: ``max_train`` applied (``sampling="balanced"``: drawn
-    to the test set's label mix, see :func:`balanced_train`), and ``max_eval`` as a
-    label-stratified sample of dev and test (the test files are sorted by label, so their first
-    items would all share one answer), counted in ``stats``."""
-    if sampling not in ("natural", "balanced"):
-        raise ValueError(f"sampling={sampling!r}: expected natural or balanced")
-    balanced = sampling == "balanced" and get_task(name).kind in ("choice", "yesno")
-    splits = load_task(name, data_root, max_train=None if balanced else max_train)
+                sampling: str = "natural", dev_sampling: str = "stratified") -> dict:
+    """The task's splits as a run uses them: ``max_train`` applied (``sampling="uniform"``: equal
+    label counts, see :func:`balanced_train`), and ``max_eval`` as a label-stratified sample of
+    dev and test (the test files are sorted by label, so their first items would all share one
+    answer), counted in ``stats``."""
+    if sampling not in TRAIN_SAMPLING:
+        raise ValueError(f"sampling={sampling!r}: expected one of {list(TRAIN_SAMPLING)}")
+    balanced = sampling == "uniform" and get_task(name).kind in ("choice", "yesno")
+    splits = load_task(name, data_root, max_train=None if balanced else max_train, dev_sampling=dev_sampling)
     if balanced:
-        splits["train"], repeated = balanced_train(splits["train"], [r["label"] for r in splits["test"]],
-                                                   max_train or len(splits["train"]), DATA_SEED + 3)
+        splits["train"], repeated = balanced_train(splits["train"], max_train or len(splits["train"]), DATA_SEED + 3)
         splits["stats"]["train_repeated"] = repeated
     for split in ("dev", "test"):
         records = splits[split]

@@ -27,10 +27,10 @@ TEACHERS = {"4x256, 600 steps": ModelSpec(256, 4, 4, 600, 16, 1e-3), "4x256, 300
 STUDENTS = {"2x128, 300 steps": ModelSpec(128, 2, 4, 300, 16, 2e-3), "1x64, 150 steps": ModelSpec(64, 1, 2, 150, 16, 3e-3)}
 # (role, model, sampling, max_train), in the order they are computed: the likeliest profile
 # first, then one dimension changed at a time; the last ones are the cheaper profiles.
-POINTS = [("teacher", "4x256, 600 steps", "balanced", 1000), ("student", "2x128, 300 steps", "balanced", 1000),
-          ("student", "1x64, 150 steps", "balanced", 1000), ("teacher", "4x256, 600 steps", "natural", 1000),
-          ("student", "2x128, 300 steps", "natural", 1000), ("teacher", "4x256, 600 steps", "balanced", 400),
-          ("student", "2x128, 300 steps", "balanced", 400), ("teacher", "4x256, 300 steps", "balanced", 1000)]
+POINTS = [("teacher", "4x256, 600 steps", "uniform", 1000), ("student", "2x128, 300 steps", "uniform", 1000),
+          ("student", "1x64, 150 steps", "uniform", 1000), ("teacher", "4x256, 600 steps", "natural", 1000),
+          ("student", "2x128, 300 steps", "natural", 1000), ("teacher", "4x256, 600 steps", "uniform", 400),
+          ("student", "2x128, 300 steps", "uniform", 400), ("teacher", "4x256, 300 steps", "uniform", 1000)]
 
 
 def point_config(role: str, model: str, sampling: str, max_train: int | None = None, profile: str = "cpu",
@@ -120,5 +120,6 @@ def load(results_root: str | Path) -> pd.DataFrame | None:
 # The point the grid picks for the next `cpu` profile (on dev, seed 0): the only student with a
 # clear gap is 1x64 (the 2x128 student matches the teacher on dev), and the 300-step teacher is
 # both the best teacher and the cheapest. ``PROFILES["cpu"]`` is this point (a test checks it).
-CHOSEN = dict(FIXES, max_new_tokens=NER_BUDGET["cpu"], train_sampling="balanced", max_train=1000, min_train_items=50,
+CHOSEN = dict(FIXES, max_new_tokens=NER_BUDGET["cpu"], train_sampling="uniform", dev_sampling="uniform", max_train=1000,
+              min_train_items=50,
               teacher=TEACHERS["4x256, 300 steps"], student=STUDENTS["1x64, 150 steps"], stop_at_repeat=True)

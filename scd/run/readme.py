@@ -33,7 +33,8 @@ def results_section(results_root: str | Path, profile: str = "cpu") -> str:
     lines = [
         f"Table 1, profile `{profile}`, seeds {seeds}: test scores (accuracy for the choice tasks and "
         "PubMedQA, partial-match F1 for NER), mean over seeds with a 95% bootstrap interval over test items "
-        "and seeds; `≈`: not distinguishable from the SFT teacher by a paired 95% interval; "
+        "(each drawn with all its seeds' rows); `≈`: not distinguishable from the SFT teacher by a paired 95% "
+        f"interval (smallest detectable differences: `results/{profile}/detectable.md`); "
         "`train_reference`: no language model, what the train split alone gives (n-gram classifier, "
         "train-answer lexicon for NER)"
         + (f"; {', '.join(thin)}: too little train data, left out of the average" if thin else "")

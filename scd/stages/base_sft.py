@@ -26,7 +26,7 @@ from scd.stages.store import compute_or_load, corpus_task_names, data_checksums,
 
 
 def task_splits(cfg: Config, task: str, data_root=None) -> dict[str, list[dict]]:
-    return load_splits(task, data_root, cfg.max_train, cfg.max_eval, cfg.train_sampling)
+    return load_splits(task, data_root, cfg.max_train, cfg.max_eval, cfg.train_sampling, cfg.dev_sampling)
 
 
 # ------------------------------------------------------------------ tokenizer and base LMs
@@ -51,7 +51,7 @@ def tokenizer_stage(cfg: Config, data_root=None) -> tuple[Path, TokenizerRecord]
     key = stage_key(cfg, "tokenizer", data=data_checksums(corpus_task_names(cfg), data_root), algo="bpe-metaspace")
 
     def build(path):
-        texts = corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval)
+        texts = corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval, cfg.dev_sampling)
         check_corpus(texts, cfg)
         tok = train_tokenizer(texts, cfg, path)
         return TokenizerRecord(key=key, documents=len(texts), chars=sum(map(len, texts)),
@@ -75,7 +75,7 @@ def _scratch_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
     def build(path):
         tok = load_tokenizer(tok_path)
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval, cfg.dev_sampling), tok)
         start = time.time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         path / "trainer", cfg.base_seed, save_to=path / "model")
@@ -114,7 +114,7 @@ def _gemma_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
         start = time.time()
         tok, full = load_tokenizer(teacher_path), load_model(teacher_path)
         student = gemma.prune_layers(full, fraction=cfg.prune_fraction).to(default_device())
-        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval), tok)
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, data_root, cfg.corpus_excludes_eval, cfg.dev_sampling), tok)
         bos = leading_bos(tok)
         probe = dict(stream=stream, window=cfg.pretrain_window, seed=cfg.base_seed + 1, bos_id=bos)
         losses = {"teacher": window_loss(full, **probe), "pruned": window_loss(student, **probe)}

@@ -63,16 +63,29 @@ def tokenizer_hash(tok) -> str:
     return hashlib.sha256(repr(vocab).encode()).hexdigest()[:12]
 
 
-def build_scratch_model(spec: ModelSpec, tok, cfg: Config, seed: int) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tok), hidden_size=spec.hidden, num_hidden_layers=spec.layers,
+def scratch_config(spec: ModelSpec, cfg: Config, vocab: int, pad_id: int | None = None, bos_id: int | None = None,
+                   eos_id: int | None = None) -> LlamaConfig:
+    """The Llama architecture of a from-scratch model: one place, so its size can be counted
+    without a tokenizer (:func:`scratch_params`)."""
+    return LlamaConfig(
+        vocab_size=vocab, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
         num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
         intermediate_size=int(spec.hidden * 8 / 3) // 16 * 16, max_position_embeddings=max(cfg.max_length, cfg.pretrain_window),
-        tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id, rope_theta=10000.0,
+        tie_word_embeddings=True, pad_token_id=pad_id, bos_token_id=bos_id, eos_token_id=eos_id, rope_theta=10000.0,
     )
-    return LlamaForCausalLM(config)
+
+
+def build_scratch_model(spec: ModelSpec, tok, cfg: Config, seed: int) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(scratch_config(spec, cfg, len(tok), tok.pad_token_id, tok.bos_token_id, tok.eos_token_id))
+
+
+def scratch_params(spec: ModelSpec, cfg: Config, vocab: int | None = None) -> int:
+    """Parameters of a from-scratch model with ``vocab`` ids (default: the profile's
+    ``vocab_size``, which the BPE fills on the benchmark corpus), built on the meta device: a
+    profile's sizes are checked without making any weights."""
+    with torch.device("meta"):
+        return count_params(LlamaForCausalLM(scratch_config(spec, cfg, vocab or cfg.vocab_size)))
 
 
 def default_device() -> torch.device:
