@@ -59,7 +59,8 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | P
             continue
         stages += [ident | {"stage": s.stage, "checkpoint": s.checkpoint, "checkpoint_index": s.checkpoint_index,
                             "candidate_scores": json.dumps(s.candidate_scores),
-                            "kl_from_best": json.dumps(s.kl_from_best), "select_s": s.select_s,
+                            "kl_from_best": json.dumps(s.kl_from_best), "kl_student": json.dumps(s.kl_student),
+                            "select_s": s.select_s,
                             "train_s": s.train_s, "eval_s": s.eval_s, "steps": s.steps, "train_loss": s.train_loss,
                             "dev_primary": s.dev.primary, "dev_selection": s.dev.selection,
                             "best": f"stage{s.stage}" == record.best,

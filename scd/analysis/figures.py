@@ -209,3 +209,40 @@ def deployment_ratios(ratios: pd.DataFrame):
            title="Inference: student vs teacher, same work")
     ax.invert_yaxis()
     return fig
+
+
+def selection_terms(terms: pd.DataFrame, task: str = "crade", model: str = "scd_aw"):
+    """SCD's two KL terms for every candidate checkpoint, per stage (columns) and seed (rows) of
+    ``model`` on ``task`` (``scd.analysis.selection.candidates``). Each term is drawn above its own
+    lowest candidate: the checkpoint with the smallest sum of the two bars is the one SCD picks
+    (shaded), so the taller bars show which term decides; the terms' lowest values are in the corner."""
+    frame = terms[(terms["model"] == model) & (terms["task"] == task)].reset_index(drop=True)
+    if frame.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no {model} stages with a probe on {task}", ha="center", va="center")
+        return fig
+    seeds, stages = sorted(frame["seed"].unique()), sorted(frame["stage"].unique())
+    fig, axes = plt.subplots(len(seeds), len(stages), figsize=(2.9 * len(stages) + 1.8, 2.3 * len(seeds) + 0.6),
+                             sharey=True, squeeze=False)
+    colors, width = sns.color_palette("deep", 2), 0.38
+    names = {"kl_best": "KL(p_best‖p_c)", "kl_student": "KL(p_student‖p_c)"}
+    for (i, seed), (j, stage) in ((a, b) for a in enumerate(seeds) for b in enumerate(stages)):
+        ax, part = axes[i, j], frame[(frame["seed"] == seed) & (frame["stage"] == stage)].sort_values("candidate")
+        x = part["candidate"].to_numpy()
+        for k, (term, color) in enumerate(zip(names, colors)):
+            ax.bar(x + (k - 0.5) * width, part[term] - part[term].min(), width, color=color, label=names[term])
+        chosen = int(part["chosen_index"].iloc[0])
+        ax.axvspan(chosen - 0.48, chosen + 0.48, color="gold", alpha=0.3, zorder=0, label="chosen checkpoint")
+        ax.text(0.03, 0.95, f"lowest: best {part['kl_best'].min():.3g}\nstudent {part['kl_student'].min():.3g}",
+                transform=ax.transAxes, ha="left", va="top", fontsize=7)
+        ax.set_xticks(x, part["checkpoint"])
+        ax.set(title=f"seed {seed}, stage {stage}: {part['decided_by'].iloc[0]}",
+               xlabel="teacher checkpoint" if i == len(seeds) - 1 else "",
+               ylabel="term − its lowest\ncandidate (nats)" if j == 0 else "")
+        ax.title.set_fontsize(9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8)
+    fig.suptitle(f"{model} on {task}: SCD's two terms per candidate (it picks the smallest sum)", fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from scd.analysis import power, products, signal, tables
+from scd.analysis import power, products, selection, signal, tables
 from scd.analysis.ablations import seed_list
 from scd.analysis.export import load_runs, load_samples, load_table, load_weights, results_dir
 from scd.core.io import read_json
@@ -179,13 +179,19 @@ def distillation(cfg: Config, results_root, stages: pd.DataFrame | None = None,
     lines, ran = [], [m for m in cfg.methods if m in set(stages.model)]
     scd, td = (next((m for m in ran if _policy(m) == p), None) for p in ("scd", "td"))
     if scd:
-        mine, last = stages[stages.model == scd], cfg.n_checkpoints - 1
-        picks = mine.checkpoint_index.value_counts()
+        picks, last = (mine := stages[stages.model == scd]).checkpoint_index.value_counts(), cfg.n_checkpoints - 1
         both = mine.merge(stages[stages.model == td], on=["task", "seed", "stage"], suffixes=("", "_td"))
         same = (both.checkpoint_index == both.checkpoint_index_td).mean()
         lines.append(f"SCD ({scd}) chose the earliest checkpoint (ckpt0) at {picks.get(0, 0)} of {len(mine)} stage "
                      f"starts and the last (ckpt{last}) at {picks.get(last, 0)}"
                      + (f"; it followed TD's (the dev-best) at {same:.0%} of them." if td else "."))
+    if len(terms := selection.candidates(stages, cfg.selection_terms)):  # SCD's two terms (notebook 4's table)
+        a, c = selection.headline(terms)
+        lines.append(f"{a.model}, term by term: KL(p_student‖p_c) alone decides {a.student_term} of {a.stages} stage "
+                     f"starts, KL(p_best‖p_c) alone {a.best_term}, both agree at {a.both_agree}, only the sum at "
+                     f"{a.neither_alone} (median range over the candidates {a.kl_student_range:.3g} against "
+                     f"{a.kl_best_range:.3g} nats); on {c.task} the student term decides {c.student_term} of "
+                     f"{c.stages} and {a.model} picks the earliest checkpoint at {c.earliest_chosen}.")
     aw = next((m for m in cfg.methods if parse_method(m).weighting == "aw"), None)
     aw = "scd_aw" if "scd_aw" in cfg.methods else aw  # the headline method where it ran
     files = [results_dir(cfg, results_root) / "weights" / t / f"{aw}_seed{s}.csv" for t in cfg.tasks for s in cfg.seeds]
@@ -200,8 +206,7 @@ def distillation(cfg: Config, results_root, stages: pd.DataFrame | None = None,
                      f"({by_task.idxmin()}) to {by_task.max():.3f} ({by_task.idxmax()})." if len(by_task) > 1 else "."))
     choice, runs = [t for t in cfg.tasks if get_task(t).kind == "choice"], load_runs(cfg, results_root)
     if choice and "gold_loss" in runs:
-        # the loss per answer token (label, end) of a model that predicts the test label mix and nothing else:
-        # the lowest a model that ignores the question gets (ln(n)/2 on a balanced test set)
+        # loss per answer token (label, end) of predicting the test label mix: the floor of ignoring the question
         mix = {t: load_samples(cfg, t, "teacher_sft", cfg.seeds[0], results_root).gold.astype(str).value_counts(
             normalize=True) for t in choice}
         prior = pd.Series({t: float(-(p * np.log(p)).sum() / 2) for t, p in mix.items()})
@@ -268,8 +273,7 @@ def table1(cfg: Config, results_root, scores: pd.DataFrame | None = None) -> str
 def sfs_tfs(cfg: Config, results_root, sub: dict | None = None) -> str:
     """The identity check, how large the subdomains are, who scores where, and the claims' verdicts."""
     load_runs(cfg, results_root)
-    sub = sub or products.sfs_tfs(cfg, results_root)
-    decomp = sub["decomposition"]
+    decomp = (sub := sub or products.sfs_tfs(cfg, results_root))["decomposition"]
     err, loss = (decomp[decomp.risk == r].groupby("task")[["P_SFS", "gap"]].mean() for r in ("error", "loss"))
     lower = list(loss.index[loss.gap > 0])
     lines = [f"The identity R_T − R_S = P(SFS)·advantage − P(TFS)·deficit holds on all {len(decomp)} "
@@ -340,8 +344,7 @@ def ablations(cfg: Config, results_root, effects: pd.DataFrame | None = None) ->
         lines.append(f"On {task} (seeds {seed_list(cfg)}) the default SCD+AW scores {default:.3f}" + (
             ", exactly the majority label's share of its test set." if abs(default - chance) < 1e-9
             else f" (the majority label's share of its test set: {chance:.3f})."))
-    moved = effects[effects.distinguishable.astype(str) == "True"]
-    still = effects.drop(moved.index)
+    still = effects.drop((moved := effects[effects.distinguishable.astype(str) == "True"]).index)
     lines += ["Variants that move the score by a 95% interval excluding zero: " + "; ".join(
         f"{r.variant} on {r.task} {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] (score {r.score:.3f})"
         for r in moved.itertuples()) + ("; T changes the number of distillation epochs, so the cost too."
@@ -377,8 +380,7 @@ def your_domain(cfg: Config, results_root, scores: pd.DataFrame | None = None,
         diff = scores[scores.distinguishable.astype(str) == "True"].query("task in @shown")
         lines.append("Differences from the teacher that a paired 95% interval decides: " + (", ".join(
             f"{m} on {t} {r.diff_vs_teacher:+.3f}" for (m, t), r in diff.iterrows()) if len(diff) else "none") + ".")
-    if against is not None and len(against):
-        equal = against.equal.astype(bool)
+    if against is not None and len(equal := against.equal.astype(bool)):
         lines.append(f"The task file gives the built-in task's test score for {equal.sum()} of {len(equal)} "
                      "model-seed pairs" + ("." if equal.all() else ": where not, the card reads other data."))
     if cfg.profile == "smoke":

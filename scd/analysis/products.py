@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.analysis import ablations, power
+from scd.analysis import ablations, power, selection
 from scd.analysis import sfs_tfs as subsets  # the module; sfs_tfs below is this file's product
 from scd.analysis import tables
 from scd.analysis import signal as signals
-from scd.core.io import write_table
-from scd.analysis.export import load_runs, load_samples, results_dir
+from scd.core.io import write_csv, write_table
+from scd.analysis.export import load_runs, load_samples, load_table, results_dir
 from scd.core.tasks import TASKS, get_task
 
 if TYPE_CHECKING:
@@ -161,6 +161,10 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     parses = ner_parses(runs)
     if parses is not None:
         paths += write_table(out / "ner_parses", parses)
+    terms = selection.candidates(load_table(cfg, "stages", results_root), cfg.selection_terms)
+    if len(terms):  # SCD's choices term by term (notebook 4)
+        paths += [write_csv(out / "scd_selection.csv", terms)]
+        paths += write_table(out / "scd_selection_summary", selection.summary(terms))
     if ablation_tasks:
         abl = ablations.load(cfg, ablation_tasks, results_root)
         paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())

@@ -162,6 +162,9 @@ class StageRecord(Record):
     checkpoint_index: int
     candidate_scores: list[float] | None
     kl_from_best: list[float]
+    # SCD's student term KL(p_student||p_c) per candidate (None without a probe, and in records
+    # written before it was kept: scd.analysis.selection derives it where that is exact)
+    kl_student: list[float] | None = None
     weights: dict  # summary statistics of the per-sample weights
     select_s: float
     train_s: float

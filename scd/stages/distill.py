@@ -112,7 +112,17 @@ def weight_stats(weights: dict[str, float]) -> dict:
 def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], targets: list, kl_best: list[float],
                best: int, anchor: dict[str, float]) -> tuple[int, list[float] | None, dict[str, float]]:
     """What stage ``stage`` distils from: (checkpoint index, candidate scores, sample weights); the
-    scores (SCD's probe) only for a policy that ``needs_probe``, None otherwise.
+    scores (SCD's probe) only for a policy that ``needs_probe``, None otherwise (``stage_choice``
+    also returns the probe's student term)."""
+    chosen, scores, _, weights = stage_choice(cfg, method, stage, model, tok, train, targets, kl_best, best, anchor)
+    return chosen, scores, weights
+
+
+def stage_choice(cfg: Config, method, stage: int, model, tok, train: list[dict], targets: list,
+                 kl_best: list[float], best: int, anchor: dict[str, float]
+                 ) -> tuple[int, list[float] | None, list[float] | None, dict[str, float]]:
+    """``stage_plan`` with the probe's student term: (checkpoint index, candidate scores,
+    KL(p_student||p_c) per candidate, sample weights); both lists None without a probe.
 
     The student probe runs on rank 0, which holds the whole model even under FSDP's RAM-efficient
     loading (where transformers implements it, the other ranks' weights are meta tensors until the
@@ -126,11 +136,12 @@ def stage_plan(cfg: Config, method, stage: int, model, tok, train: list[dict], t
         finally:
             model.to(home)
 
-    scores = None
+    scores = kl_student = None
     if method.policy.needs_probe:
-        scores = probe_scores(cfg.selection_terms, kl_best, ranks.from_main(probe))
+        kl_student = [float(v) for v in ranks.from_main(probe)]
+        scores = probe_scores(cfg.selection_terms, kl_best, kl_student)
     chosen = method.policy.choose(stage, best, scores, len(targets))
-    return chosen, scores, sample_weights(method, cfg.alpha, anchor, targets[chosen])
+    return chosen, scores, kl_student, sample_weights(method, cfg.alpha, anchor, targets[chosen])
 
 
 def read_anchor(student_sft: SFTRecord) -> dict[str, float]:
@@ -169,8 +180,9 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, data_root
             def train_stage(sdir, s=s, start_from=start_from):
                 start = time.time()
                 model = load_for_training(start_from)
-                chosen, scores, weights = stage_plan(cfg, method, s, model, tok, splits["train"], targets,
-                                                     cache.kl_from_best, teacher.best_index, anchor)
+                chosen, scores, kl_student, weights = stage_choice(cfg, method, s, model, tok, splits["train"],
+                                                                   targets, cache.kl_from_best, teacher.best_index,
+                                                                   anchor)
                 select_s = time.time() - start
                 args = training_args(sdir / "trainer", cfg, cfg.distill_lr, cfg.stage_epochs, seed * 1000 + s,
                                      save_strategy="epoch", train_sampling_strategy="group_by_length")
@@ -187,7 +199,7 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, data_root
                 write_json(sdir / "weights.json", weights)
                 write_csv(sdir / "dev.csv", rows)
                 return StageRecord(stage=s, checkpoint=teacher.trajectory[chosen].checkpoint, checkpoint_index=chosen,
-                                   candidate_scores=scores, kl_from_best=cache.kl_from_best,
+                                   candidate_scores=scores, kl_from_best=cache.kl_from_best, kl_student=kl_student,
                                    weights=weight_stats(weights), select_s=select_s, train_s=train_s,
                                    eval_s=time.time() - start - select_s - train_s, steps=result.global_step,
                                    train_loss=result.training_loss, dev=Scores(**dev))
