@@ -57,12 +57,13 @@ def one_run(cfg, role: str, steps: int, threads: int, tok_runs: Path) -> dict:
     spec = getattr(cfg, role)
     with tempfile.TemporaryDirectory() as tmp:
         model = build_scratch_model(spec, tok, cfg, cfg.base_seed)
-        stream = token_stream(corpus_texts(cfg.corpus_tasks), tok)
-        start = time.time()
+        stream = token_stream(corpus_texts(cfg.corpus_tasks, None, cfg.corpus_excludes_eval, cfg.dev_sampling), tok)
+        start, cpu = time.time(), time.process_time()
         info = pretrain(model, stream, spec.pretrain_steps, spec.pretrain_batch, spec.pretrain_lr, cfg,
                         Path(tmp) / "trainer", cfg.base_seed, save_to=Path(tmp) / "model", callbacks=[StopAt(steps)])
     return {"threads": threads, "steps": steps, "loss_curve": info["loss_curve"],
             "weights_sha256": fingerprint(model)["sha256"], "wall_s": time.time() - start,
+            "cpu_s": time.process_time() - cpu,  # CPU time of all threads: comparable when the cores are shared
             "kernel_switches": {k: os.environ.get(k) for k in numerics.SWITCHES}}
 
 
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
             run = one_run(cfg, args.role, args.steps, threads, Path(tok_runs))
             runs.append(run)
             print(f"threads={threads}: losses {run['loss_curve']} weights {run['weights_sha256']} "
-                  f"({run['wall_s']:.0f}s)", flush=True)
+                  f"({run['wall_s']:.0f} s wall, {run['cpu_s']:.0f} s CPU)", flush=True)
     record = {"profile": args.profile, "role": args.role, "environment": environment.fingerprint(),
               "committed_first_loss": reference[0] if reference else None, "runs": runs}
     path = Path(args.out) / f"{args.profile}_{args.role}_base.json"
