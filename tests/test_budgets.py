@@ -11,6 +11,7 @@ def test_the_budget_is_the_best_epoch_before_patience_runs_out():
     assert budgets.choose([3.0, 2.0, 1.5, 1.4], patience=2) == (4, False)  # still improving at the cap
     assert budgets.choose([1.0, 1.0, 1.0], patience=2) == (1, True)  # a tie is no improvement
     assert budgets.choose([2.0]) == (1, False)
+    assert budgets.choose([0.1, 0.3, 0.2, 0.25], patience=2, higher_is_better=True) == (2, True)
     with pytest.raises(ValueError):
         budgets.choose([])
 
@@ -22,4 +23,5 @@ def test_a_study_trains_past_the_budget_and_writes_curves_and_budgets(smoke_cfg,
     assert list(curves.epoch) == [1, 2, 3] and curves.dev_gold_loss.notna().all()
     assert (out / "budgets.md").is_file() and len(chosen) == 1
     row = chosen.iloc[0]
-    assert row.budget_epochs == budgets.choose(curves.dev_gold_loss.tolist())[0] and row.cap == 3
+    assert row.budget_epochs == budgets.choose(curves.dev_selection.tolist(), higher_is_better=True)[0]
+    assert row.budget_epochs_by_loss == budgets.choose(curves.dev_gold_loss.tolist())[0] and row.cap == 3

@@ -2,8 +2,11 @@
 
 A budget study trains a role (teacher or student) on a task for ``cap`` epochs with a checkpoint
 at every epoch and scores each on **dev** (score and gold loss; never test). The rule: the budget
-is the epoch with the lowest dev gold loss among those seen before the loss has failed to improve
-for ``patience`` epochs in a row; a curve still improving at the cap is marked unconverged. Every
+is the epoch with the best dev selection score (the chance-corrected score that also picks the
+teacher's checkpoints and the distillation stages) among those seen before it has failed to
+improve for ``patience`` epochs in a row; a curve still improving at the cap is marked
+unconverged. The same rule on the dev gold loss is reported beside it: on these tasks the loss
+turns up (the model grows over-confident) epochs before the score stops rising. Every
 point is an ordinary SFT stage (more epochs, one checkpoint per epoch), so the study's stages live
 in ``runs/`` like any other and a rerun computes only what is missing.
 
@@ -23,11 +26,12 @@ PATIENCE = 2
 CAP = {"teacher": 12, "student": 16}
 
 
-def choose(losses: list[float], patience: int = PATIENCE) -> tuple[int, bool]:
+def choose(values: list[float], patience: int = PATIENCE, higher_is_better: bool = False) -> tuple[int, bool]:
     """(1-based epoch of the budget, converged). Converged: ``patience`` epochs after the chosen one
     were seen and none improved on it."""
-    if not losses:
-        raise ValueError("choose: no dev losses")
+    if not values:
+        raise ValueError("choose: no dev values")
+    losses = [-v for v in values] if higher_is_better else list(values)
     best, since = 0, 0
     for i, loss in enumerate(losses[1:], start=1):
         if loss < losses[best]:
@@ -56,16 +60,18 @@ def curve(cfg: Config, role: str, task: str, seed: int = 0, cap: int | None = No
 
 
 def chosen(curves: pd.DataFrame, patience: int = PATIENCE) -> pd.DataFrame:
-    """The budget per (role, task, seed) by :func:`choose`, with its dev numbers and the curve's best score."""
+    """The budget per (role, task, seed) by :func:`choose` on the dev selection score, its dev
+    numbers, and the same rule on the dev gold loss for comparison."""
     rows = []
     for (role, task, seed), c in curves.groupby(["role", "task", "seed"], sort=False):
         c = c.sort_values("epoch")
-        epoch, converged = choose(c["dev_gold_loss"].tolist(), patience)
+        epoch, converged = choose(c["dev_selection"].tolist(), patience, higher_is_better=True)
+        by_loss, loss_converged = choose(c["dev_gold_loss"].tolist(), patience)
         at = c[c.epoch == epoch].iloc[0]
         rows.append({"role": role, "task": task, "seed": seed, "cap": int(c.epoch.max()), "budget_epochs": epoch,
-                     "converged": converged, "dev_gold_loss": at.dev_gold_loss, "dev_primary": at.dev_primary,
-                     "best_dev_primary": c.dev_primary.max(),
-                     "best_dev_primary_epoch": int(c.loc[c.dev_primary.idxmax(), "epoch"])})
+                     "converged": converged, "dev_selection": at.dev_selection, "dev_primary": at.dev_primary,
+                     "dev_gold_loss": at.dev_gold_loss, "budget_epochs_by_loss": by_loss,
+                     "converged_by_loss": loss_converged})
     return pd.DataFrame(rows)
 
 
