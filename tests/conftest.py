@@ -64,7 +64,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 # Fixtures whose tests train or run the package end to end; with them, a test is marked slow and
 # left out of `make test-fast` (the whole suite, `make test`, runs everything).
-TRAINING_FIXTURES = {"runs_dir", "clone", "converted"}
+TRAINING_FIXTURES = {"runs_dir", "clone", "converted", "own_run"}
 
 
 def pytest_collection_modifyitems(config, items):

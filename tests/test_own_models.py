@@ -205,6 +205,7 @@ def test_chat_template_keys_the_prompt_stages_only_when_on(tmp_path):
     assert domain.domain_config(card, profile="smoke").chat_template is True
 
 
+@pytest.mark.slow  # installs the package and trains a card's stages
 def test_a_non_editable_install_runs_a_card_from_another_folder(tmp_path, data_dir):
     """What `pip install .` gives a user: the built package (its data files included) imported from
     site-packages, run from an unrelated folder with no benchmark data, writing only under --out."""
