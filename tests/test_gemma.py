@@ -89,6 +89,8 @@ def nll(model, tok, text):
 
 # ------------------------------------------------------------------ conversion and pruning
 def test_gguf_assembly_and_checksum(converted, tmp_path):
+    """Assembled from the part packages into a fresh folder (the chain's GGUF may come from the
+    user's cache): checksum, a valid file reused, a truncated one refused and rebuilt."""
     try:
         check_assembly(tmp_path)
     finally:
