@@ -21,11 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import torch
-import transformers
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import scd  # noqa: E402,F401  (first: pins the CPU kernels before torch loads)
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+
 from scd.cli import parse_overrides  # noqa: E402
 from scd.core.config import get_config  # noqa: E402
 from scd.core.io import project_path, write_json  # noqa: E402

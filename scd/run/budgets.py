@@ -10,8 +10,7 @@ turns up (the model grows over-confident) epochs before the score stops rising. 
 point is an ordinary SFT stage (more epochs, one checkpoint per epoch), so the study's stages live
 in ``runs/`` like any other and a rerun computes only what is missing.
 
-``python -m scd budgets`` writes ``results/budgets/`` (curves and chosen budgets); notebook 02
-plots the curves.
+``python -m scd budgets`` writes ``results/budgets/`` (curves and chosen budgets).
 """
 from __future__ import annotations
 
