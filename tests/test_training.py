@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from scd.core.config import get_config
+from scd.core.config import PROFILES, get_config
 from scd.data.splits import load_task
 from scd.data.encoding import SHORT_ANSWER_RESERVE, encode, passage_focus
 from scd.core.tasks import QUOTED
@@ -24,6 +24,15 @@ def teacher(smoke_cfg):
 @pytest.fixture(scope="module")
 def student(smoke_cfg):
     return sft_stage(smoke_cfg, "student", "crade", 0)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_every_student_arm_gets_the_same_optimiser_steps(profile):
+    """Student SFT trains as many epochs as a distillation method's N stages of T epochs, over the
+    same train items and batch: a method then differs from the baseline by what it learns from,
+    never by how long it trains."""
+    cfg = get_config(profile)
+    assert cfg.student_epochs == cfg.n_checkpoints * cfg.stage_epochs
 
 
 def test_checkpoint_steps_are_evenly_spaced():

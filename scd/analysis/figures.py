@@ -246,3 +246,32 @@ def selection_terms(terms: pd.DataFrame, task: str = "crade", model: str = "scd_
     fig.suptitle(f"{model} on {task}: SCD's two terms per candidate (it picks the smallest sum)", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def budget_curves(curves: pd.DataFrame, budgets: pd.DataFrame):
+    """The budget study: dev selection score and dev gold loss per epoch, teacher and student,
+    one column per task; a dot marks each chosen budget."""
+    if curves.empty:
+        fig, ax = plt.subplots(figsize=(6, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no budget study in this results folder", ha="center", va="center")
+        return fig
+    tasks, palette = list(dict.fromkeys(curves["task"])), {"teacher": "C3", "student": "C0"}
+    fig, axes = plt.subplots(2, len(tasks), figsize=(2.6 * len(tasks) + 1.5, 5.5), sharex=True, squeeze=False)
+    for col, task in enumerate(tasks):
+        for role, color in palette.items():
+            c = curves[(curves.task == task) & (curves.role == role)].sort_values("epoch")
+            if c.empty:
+                continue
+            for row, metric in enumerate(("dev_selection", "dev_gold_loss")):
+                axes[row, col].plot(c.epoch, c[metric], color=color, marker=".", label=role)
+            pick = budgets[(budgets.task == task) & (budgets.role == role)]
+            if len(pick):
+                axes[0, col].plot(pick.budget_epochs, pick.dev_selection, "o", ms=9, mfc="none", color=color)
+        axes[0, col].set_title(task)
+        axes[1, col].set_xlabel("SFT epoch")
+    axes[0, 0].set_ylabel("dev selection score")
+    axes[1, 0].set_ylabel("dev gold loss (nats/token)")
+    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="circle: budget")
+    fig.tight_layout()
+    return fig

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.analysis import ablations, power, selection
+from scd.analysis import ablations, power, selection, targets
 from scd.analysis import sfs_tfs as subsets  # the module; sfs_tfs below is this file's product
 from scd.analysis import tables
 from scd.analysis import signal as signals
@@ -148,6 +148,7 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     signal = signals.check_table(cfg, scores, results_root)
     if len(signal):
         paths += write_table(out / "signal_checks", signal)
+    paths += write_table(out / "targets", targets.target_table(cfg, scores, results_root))
     upstream = table1_upstream_ner(cfg, results_root)
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)

@@ -335,7 +335,7 @@ PROFILES: dict[str, Config] = {
         profile="paper", model_source="hub", teacher_id="meta-llama/Llama-3.1-8B",
         student_id="meta-llama/Llama-3.2-3B", max_length=512, batch_size=8, teacher_lr=1e-5,
         student_lr=1e-5, distill_lr=1e-5, n_checkpoints=4, stage_epochs=2, teacher_epochs=4,
-        student_epochs=4, bf16=True, gradient_checkpointing=True, top_k=64,
+        student_epochs=8, bf16=True, gradient_checkpointing=True, top_k=64,  # student SFT: N x T, as every arm
     ),
 }
 

@@ -2,11 +2,14 @@
 
 A budget study trains a role (teacher or student) on a task for ``cap`` epochs with a checkpoint
 at every epoch and scores each on **dev** (score and gold loss; never test). The rule: the budget
-is the epoch with the best dev selection score (the chance-corrected score that also picks the
-teacher's checkpoints and the distillation stages) among those seen before it has failed to
-improve for ``patience`` epochs in a row; a curve still improving at the cap is marked
-unconverged. The same rule on the dev gold loss is reported beside it: on these tasks the loss
-turns up (the model grows over-confident) epochs before the score stops rising. Every
+is the earliest epoch whose dev selection score (the chance-corrected score that also picks the
+teacher's checkpoints and the distillation stages) is within ``TOL`` of the best score the capped
+curve reaches; the curve is converged when at least ``PATIENCE`` epochs follow its best without
+beating it, and unconverged (still improving near the cap) otherwise. The tolerance keeps a gain of
+one or two dev items (0.01 each on 100 items) from buying many more epochs; the whole curve is
+read, because a curve can sit flat for several epochs and then rise (SMDIS's student is at chance
+for five). The same rule on the dev gold loss (no tolerance) is reported beside it: on these tasks
+the loss turns up (the model grows over-confident) epochs before the score stops rising. Every
 point is an ordinary SFT stage (more epochs, one checkpoint per epoch), so the study's stages live
 in ``runs/`` like any other and a rerun computes only what is missing.
 
@@ -21,25 +24,21 @@ import pandas as pd
 from scd.core.config import Config
 from scd.core.io import write_csv, write_table
 
-PATIENCE = 2
-CAP = {"teacher": 12, "student": 16}
+PATIENCE = 3
+TOL = 0.02
+CAP = {"teacher": 10, "student": 16}
 
 
-def choose(values: list[float], patience: int = PATIENCE, higher_is_better: bool = False) -> tuple[int, bool]:
-    """(1-based epoch of the budget, converged). Converged: ``patience`` epochs after the chosen one
-    were seen and none improved on it."""
+def choose(values: list[float], patience: int = PATIENCE, higher_is_better: bool = False,
+           tol: float = 0.0) -> tuple[int, bool]:
+    """(1-based epoch of the budget, converged): the earliest epoch within ``tol`` of the curve's
+    best; converged when ``patience`` epochs follow the (first) best."""
     if not values:
         raise ValueError("choose: no dev values")
     losses = [-v for v in values] if higher_is_better else list(values)
-    best, since = 0, 0
-    for i, loss in enumerate(losses[1:], start=1):
-        if loss < losses[best]:
-            best, since = i, 0
-        else:
-            since += 1
-            if since >= patience:
-                return best + 1, True
-    return best + 1, False
+    best = min(range(len(losses)), key=lambda i: (losses[i], i))
+    budget = next(i for i, loss in enumerate(losses) if loss <= losses[best] + tol)
+    return budget + 1, len(losses) - 1 - best >= patience
 
 
 def study_config(cfg: Config, role: str, cap: int) -> Config:
@@ -52,23 +51,25 @@ def curve(cfg: Config, role: str, task: str, seed: int = 0, cap: int | None = No
 
     cap = cap or CAP[role]
     record = sft_stage(study_config(cfg, role, cap), role, task, seed, data_root)
-    return pd.DataFrame([{"role": role, "task": task, "seed": seed, "epoch": round(c.epoch), "step": c.step,
+    return pd.DataFrame([{"profile": cfg.profile, "role": role, "task": task, "seed": seed, "epoch": round(c.epoch),
+                          "step": c.step,
                           "dev_primary": c.dev.primary, "dev_selection": c.dev.selection,
                           "dev_gold_loss": c.dev.gold_loss, "dev_n_unparsed": c.dev.n_unparsed,
                           "train_s": record.train_s, "eval_s": record.eval_s} for c in record.trajectory])
 
 
-def chosen(curves: pd.DataFrame, patience: int = PATIENCE) -> pd.DataFrame:
+def chosen(curves: pd.DataFrame, patience: int = PATIENCE, tol: float = TOL) -> pd.DataFrame:
     """The budget per (role, task, seed) by :func:`choose` on the dev selection score, its dev
     numbers, and the same rule on the dev gold loss for comparison."""
     rows = []
     for (role, task, seed), c in curves.groupby(["role", "task", "seed"], sort=False):
         c = c.sort_values("epoch")
-        epoch, converged = choose(c["dev_selection"].tolist(), patience, higher_is_better=True)
+        epoch, converged = choose(c["dev_selection"].tolist(), patience, higher_is_better=True, tol=tol)
+        best_epoch = choose(c["dev_selection"].tolist(), patience, higher_is_better=True)[0]
         by_loss, loss_converged = choose(c["dev_gold_loss"].tolist(), patience)
         at = c[c.epoch == epoch].iloc[0]
         rows.append({"role": role, "task": task, "seed": seed, "cap": int(c.epoch.max()), "budget_epochs": epoch,
-                     "converged": converged, "dev_selection": at.dev_selection, "dev_primary": at.dev_primary,
+                     "converged": converged, "best_epoch": best_epoch, "dev_selection": at.dev_selection, "dev_primary": at.dev_primary,
                      "dev_gold_loss": at.dev_gold_loss, "budget_epochs_by_loss": by_loss,
                      "converged_by_loss": loss_converged})
     return pd.DataFrame(rows)
@@ -91,3 +92,39 @@ def run(cfg: Config, plan: dict[str, tuple[str, ...]], out, seed: int = 0, caps:
     budgets = chosen(curves)
     write_table(f"{out}/budgets", budgets)
     return budgets
+
+
+def load(root, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, budgets) of ``profile``'s study in ``root`` (``results/budgets``); empty where there is none."""
+    path = Path(root) / "curves.csv"
+    curves = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["profile"])
+    curves = curves[curves.profile == profile].reset_index(drop=True)
+    return (curves, chosen(curves)) if len(curves) else (curves, pd.DataFrame())
+
+
+def per_epoch(curves: pd.DataFrame) -> pd.DataFrame:
+    """Measured seconds of one training epoch and of one dev evaluation, per (role, task)."""
+    last = curves.sort_values("epoch").groupby(["role", "task"]).last()
+    return pd.DataFrame({"train_s": last.train_s / last.epoch, "eval_s": last.eval_s / last.epoch})
+
+
+def projection(curves: pd.DataFrame, teacher_epochs: int, student_epochs: int, n_checkpoints: int,
+               n_arms: int = 7, distill_factor: float = 1.3) -> pd.DataFrame:
+    """Estimated seconds per seed and task at the given budgets, from the study's measured costs:
+    the teacher's epochs and its dev evaluation at each checkpoint and on test, one forward pass
+    over train per checkpoint for the distillation targets (a third of an epoch), and ``n_arms``
+    student arms (student SFT and the six methods) of ``student_epochs`` each, a distillation epoch
+    priced at ``distill_factor`` student SFT epochs (the committed runs' ratio), each evaluated
+    ``n_checkpoints + 1`` times. Rows only for tasks with both roles measured; the timed run is
+    the measurement, this says where its time will go before paying for it."""
+    cost = per_epoch(curves)
+    rows = []
+    for task in sorted(set(cost.loc["teacher"].index) & set(cost.loc["student"].index)):
+        t, s = cost.loc[("teacher", task)], cost.loc[("student", task)]
+        rows.append({"task": task,
+                     "teacher_s": teacher_epochs * t.train_s + (n_checkpoints + 1) * t.eval_s,
+                     "targets_s": n_checkpoints * t.train_s / 3,
+                     "students_s": (1 + (n_arms - 1) * distill_factor) * student_epochs * s.train_s
+                                   + n_arms * (n_checkpoints + 1) * s.eval_s})
+    frame = pd.DataFrame(rows)
+    return frame.assign(total_s=frame[["teacher_s", "targets_s", "students_s"]].sum(axis=1)) if rows else frame

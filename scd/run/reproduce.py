@@ -152,7 +152,9 @@ def run_all(cfg: Config, results_root: str | Path = "results", log=print, ablati
     write_json(out / "base_models.json", {role: record.to_json() for role, record in base.items()})
     write_json(out / "environment.json", machine)
     paths = write_all(cfg, results_root, abl_tasks)
-    write_json(out / "timing.json", {"wall_s": time.time() - start})
+    # a timed run only when this invocation computed every stage (none loaded from runs/)
+    write_json(out / "timing.json", {"wall_s": time.time() - start, "stages": progress.total,
+                                     "stages_computed": len(progress.computed), "seeds": list(union.seeds)})
     log(f"tables -> {out} ({len(paths)} files)")
     return out
 

@@ -1,0 +1,104 @@
+"""Can this run test the paper at all? The targets a run must meet before its verdicts mean anything.
+
+A claim such as "SCD+AW beats TD" is only about distillation when every arm has learnt the task:
+an arm whose gold loss is no better than a uniform guess over the options, or that gives one label
+to every test item, tells which label it collapsed onto, not how it was trained. So the targets
+are: every LM arm below the uniform guess and never collapsed; the signal checks (a teacher above
+chance and near the train-split n-gram reference, a student SFT clearly below it); the two
+differences the paper turns on (TD − student SFT, SCD+AW − TD), reported with their intervals and
+the smallest difference the run can detect, whatever their sign; and the run's wall time. Each
+target is one row: value, interval where it has one, threshold, met (empty: reported, not judged).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from scd.analysis import signal as signals
+from scd.analysis import tables
+from scd.analysis.export import load_runs, load_samples, results_dir
+from scd.analysis.sfs_tfs import clustered_test
+from scd.core.io import read_json
+from scd.core.tasks import get_task
+
+if TYPE_CHECKING:
+    from scd.core.config import Config
+
+LOSS_TASKS = ("crade", "smdis", "rrtnm")  # choice tasks with a gold loss worth comparing to a guess
+COLLAPSE_TASKS = ("crade", "smdis")  # balanced test labels: one label for all is plainly no learning
+DIFFERENCES = (("td", "student_sft"), ("scd_aw", "td"))
+MINUTES_ONE_SEED, MINUTES_PER_SEED = 45.0, 50.0  # one seed alone; several seeds (three: 2.5 hours)
+COLUMNS = ["target", "model", "task", "value", "lo", "hi", "mde", "threshold", "met"]
+
+
+def uniform_guess_loss(task: str) -> float:
+    """Gold loss (mean NLL per answer token) of a model sure of the end of the answer and uniform over
+    the options: the answer is one letter and the end-of-sequence token, so ln(options) / 2."""
+    return math.log(get_task(task).n_options) / 2
+
+
+def loss_rows(cfg: Config, runs: pd.DataFrame) -> list[dict]:
+    rows = []
+    for task in (t for t in LOSS_TASKS if t in cfg.tasks):
+        guess = uniform_guess_loss(task)
+        for model in cfg.models:
+            loss = float(runs[(runs.task == task) & (runs.model == model)].gold_loss.mean())
+            rows.append({"target": "mean test gold loss below the uniform guess", "model": model, "task": task,
+                         "value": loss, "threshold": guess, "met": bool(loss < guess)})
+    return rows
+
+
+def collapse_rows(cfg: Config, results_root) -> list[dict]:
+    rows = []
+    for task in (t for t in COLLAPSE_TASKS if t in cfg.tasks):
+        for model in cfg.models:
+            labels = [load_samples(cfg, task, model, s, results_root).prediction.dropna().nunique() for s in cfg.seeds]
+            rows.append({"target": "labels predicted, fewest over seeds (1 = one label for every item)",
+                         "model": model, "task": task, "value": float(min(labels)), "threshold": 2.0,
+                         "met": bool(min(labels) >= 2)})
+    return rows
+
+
+def difference_rows(cfg: Config, results_root, n_boot: int = 1000) -> list[dict]:
+    """Task-average differences with items as clusters over seeds (as Table 1's); reported, not judged."""
+    thin, rows = set(tables.thin_tasks(cfg)), []
+    for a, b in (p for p in DIFFERENCES if set(p) <= set(cfg.models)):
+        diffs = [tables.credit_matrix(cfg, t, a, results_root) - tables.credit_matrix(cfg, t, b, results_root)
+                 for t in cfg.tasks if t not in thin]
+        d = clustered_test(diffs, "strata", n_boot, seed=1)
+        rows.append({"target": f"{a} − {b}, task average (reported whatever its sign)", "model": f"{a} − {b}",
+                     "task": "average", "value": d["diff"], "lo": d["lo"], "hi": d["hi"], "mde": d["mde"]})
+    return rows
+
+
+def timing_rows(cfg: Config, results_root) -> list[dict]:
+    """Judged only when the last run computed every stage itself (``timing.json``): a run that
+    loaded stages from ``runs/`` or only merged tables says nothing about the time."""
+    path = results_dir(cfg, results_root) / "timing.json"
+    record = read_json(path) if path.is_file() else {}
+    whole = record.get("stages") and record.get("stages_computed") == record["stages"]
+    minutes = record["wall_s"] / 60 if whole else float("nan")
+    limit = MINUTES_ONE_SEED if len(cfg.seeds) == 1 else MINUTES_PER_SEED * len(cfg.seeds)
+    return [{"target": f"wall time of one run computing every stage, {len(cfg.seeds)} seed(s), base LMs "
+                       "included (minutes; empty: not measured as one run)", "model": "all", "task": "all",
+             "value": minutes, "threshold": limit, "met": bool(minutes <= limit) if whole else None}]
+
+
+def target_table(cfg: Config, scores: pd.DataFrame, results_root="results") -> pd.DataFrame:
+    """Every target of the run; ``scores`` is Table 1's long table (``tables.score_table``)."""
+    signal = signals.check_table(cfg, scores, results_root).rename(columns={"check": "target"})
+    signal["model"] = "teacher_sft"
+    rows = loss_rows(cfg, load_runs(cfg, results_root)) + collapse_rows(cfg, results_root)
+    return pd.DataFrame(rows + signal.to_dict("records") + difference_rows(cfg, results_root)
+                        + timing_rows(cfg, results_root), columns=COLUMNS)
+
+
+def summary(table: pd.DataFrame) -> str:
+    judged = table[table.met.notna()]
+    missed = judged[~judged.met.astype(bool)]
+    if missed.empty:
+        return f"all {len(judged)} judged targets met"
+    return (f"{len(judged) - len(missed)} of {len(judged)} judged targets met; missed: "
+            + "; ".join(sorted({f"{r.target} ({r.task})" for r in missed.itertuples()})))
