@@ -38,6 +38,16 @@ def test_all_six_methods_run_with_equal_steps(smoke_cfg, runs):
         assert r.best in {f"stage{s.stage}" for s in r.stages}
         assert all(math.isfinite(s.train_loss) for s in r.stages)
         assert Path(r.path, "test.csv").is_file()
+    student = sft_stage(smoke_cfg, "student", "crade", 0)  # the baseline: as many optimiser steps as each method
+    assert student.trajectory[-1].step == next(iter(steps.values()))
+
+
+def test_students_per_teacher_share_one_teacher_run_and_train_their_own(smoke_cfg, runs, teacher):
+    cfg = smoke_cfg.replace(students_per_teacher=2)
+    assert [cfg.teacher_seed(s) for s in range(5)] == [0, 0, 1, 1, 2]
+    assert sft_stage(cfg, "teacher", "crade", 1).path == teacher.path  # seed 1 distils from seed 0's teacher
+    other = distill_stage(cfg, "td", "crade", 1)
+    assert other.path != runs["td"].path and other.cache == runs["td"].cache  # the same teacher targets
 
 
 def test_policies_pick_the_right_checkpoints(runs, teacher):

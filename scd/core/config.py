@@ -64,6 +64,9 @@ class Config:
                                   key=())
     seeds: tuple[int, ...] = _f((0,), "run seeds (training order, init of SFT heads); data splits never vary; "
                                 "each stage names its seed", key=())
+    students_per_teacher: int = _f(1, "k: run seed s uses the teacher of seed s // k, so every teacher run has k "
+                                   "student runs of each arm (cheap replicates: a student stage costs a fraction "
+                                   "of the teacher's)", key=(), lo=1)
     model_source: str = _f("scratch", "scratch: tiny Llama pair trained here; hub: pretrained ids or folders; "
                            "local: folders only (never downloads); gemma", key=("base",))
     teacher: ModelSpec | None = _f(None, "teacher architecture (scratch)", key=("base",), role="teacher")
@@ -208,6 +211,10 @@ class Config:
     def report_targets(self) -> list[str]:
         """``report_to`` as TrainingArguments takes it: [] for none."""
         return [r.strip() for r in self.report_to.split(",") if r.strip() != "none"]
+
+    def teacher_seed(self, seed: int) -> int:
+        """The seed of the teacher run that run seed ``seed`` distils from."""
+        return seed // self.students_per_teacher
 
     @property
     def models(self) -> tuple[str, ...]:

@@ -168,6 +168,7 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, data_root=None) -> S
 
     Every rank trains and scores its share of the dev and test items; rank 0 writes the record."""
     base_path, base = base_model_stage(cfg, role, data_root)
+    seed = cfg.teacher_seed(seed) if role == "teacher" else seed  # k student runs share one teacher run
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
     key = stage_key(cfg, "sft", role, base=base.key, task=task, seed=seed, data=data_checksums([task], data_root))
     path = stage_dir(cfg, key, "sft", role, task, f"s{seed}")
