@@ -272,6 +272,8 @@ def budget_curves(curves: pd.DataFrame, budgets: pd.DataFrame):
         axes[1, col].set_xlabel("SFT epoch")
     axes[0, 0].set_ylabel("dev selection score")
     axes[1, 0].set_ylabel("dev gold loss (nats/token)")
-    axes[0, -1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="circle: budget")
+    handles = [plt.Line2D([], [], color=color, marker=".", label=role) for role, color in palette.items()]
+    handles.append(plt.Line2D([], [], color="grey", marker="o", mfc="none", ls="", label="chosen budget"))
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.tight_layout()
     return fig
