@@ -32,6 +32,7 @@ def test_a_study_trains_past_the_budget_and_writes_curves_and_budgets(smoke_cfg,
     row = chosen.iloc[0]
     assert row.budget_epochs == budgets.choose(curves.dev_selection.tolist(), higher_is_better=True, tol=budgets.TOL)[0]
     assert row.budget_epochs_by_loss == budgets.choose(curves.dev_gold_loss.tolist())[0] and row.cap == 3
+    assert not (out / "proposal.json").exists()  # no teacher curve: nothing to propose
 
 
 def _curves(role, task, epochs, train_s, eval_s, profile="cpu"):
@@ -59,3 +60,15 @@ def test_a_study_is_read_back_for_its_own_profile_only(tmp_path):
     curves, chosen = budgets.load(tmp_path, "cpu")
     assert len(curves) == 5 and chosen.budget_epochs.tolist() == [5]
     assert all(f.empty for f in budgets.load(tmp_path, "smoke")) and all(f.empty for f in budgets.load(tmp_path / "no", "cpu"))
+
+
+def test_the_proposal_takes_the_median_student_and_the_largest_teacher_budget():
+    rows = [("student", "a", 7, 0.4), ("student", "b", 14, 0.3), ("student", "c", 3, 0.2), ("student", "d", 1, 0.0),
+            ("teacher", "a", 7, 0.5), ("teacher", "b", 5, 0.2), ("teacher", "d", 12, 0.0)]  # 0.0: no signal, left out
+    table = pd.DataFrame(rows, columns=["role", "task", "budget_epochs", "dev_selection"])
+    assert budgets.proposal(table, stage_epochs=2) == {"stage_epochs": 2, "n_checkpoints": 4, "student_epochs": 8,
+                                                       "teacher_epochs": 8}
+    assert budgets.proposal(table, stage_epochs=3) == {"stage_epochs": 3, "n_checkpoints": 3, "student_epochs": 9,
+                                                       "teacher_epochs": 9}
+    with pytest.raises(ValueError, match="teacher"):
+        budgets.proposal(table[table.role == "student"])

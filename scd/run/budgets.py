@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from scd.core.config import Config
-from scd.core.io import write_csv, write_table
+from scd.core.io import write_csv, write_json, write_table
 
 PATIENCE = 3
 TOL = 0.02
@@ -77,21 +77,45 @@ def chosen(curves: pd.DataFrame, patience: int = PATIENCE, tol: float = TOL) -> 
 
 def run(cfg: Config, plan: dict[str, tuple[str, ...]], out, seed: int = 0, caps: dict | None = None,
         log=print) -> pd.DataFrame:
-    """Compute every (role, task) curve of ``plan`` that is missing; write curves and budgets, keeping
-    the curves ``out`` already holds for other (role, task, seed)s."""
+    """Compute every (role, task) curve of ``plan`` that is missing; write curves, budgets, the
+    budgets they propose for a run and its projected time, keeping the curves ``out`` already holds
+    for other (profile, role, task, seed)s."""
     path, caps = Path(out) / "curves.csv", CAP | (caps or {})
-    curves = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+    curves = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["profile", "role", "task", "seed"])
     for role, tasks in plan.items():
         for task in tasks:
             log(f"budget study: {role}, {task}, {caps[role]} epochs, seed {seed} ...")
             new = curve(cfg, role, task, seed, caps[role])
-            if len(curves):
-                curves = curves[~((curves.role == role) & (curves.task == task) & (curves.seed == seed))]
-            curves = pd.concat([curves, new], ignore_index=True)
+            same = (curves.profile == cfg.profile) & (curves.role == role) & (curves.task == task) & (curves.seed == seed)
+            curves = pd.concat([curves[~same], new], ignore_index=True)
             write_csv(path, curves)  # each curve is kept as soon as it is done
-    budgets = chosen(curves)
+    mine, budgets = load(out, cfg.profile)
     write_table(f"{out}/budgets", budgets)
+    if {"student", "teacher"} <= set(budgets.role[budgets.dev_selection > 0]):  # both roles measured
+        plan = proposal(budgets, cfg.stage_epochs)
+        write_json(Path(out) / "proposal.json", plan)
+        write_table(f"{out}/projection", projection(mine, plan["teacher_epochs"], plan["student_epochs"],
+                                                    plan["n_checkpoints"], 1 + len(cfg.methods)))
     return budgets
+
+
+def _round_up(value: float, multiple: int) -> int:
+    return int(-(-value // multiple) * multiple)
+
+
+def proposal(budgets: pd.DataFrame, stage_epochs: int = 2) -> dict:
+    """The run's budgets from the study's, by one rule: every student arm trains the median student
+    budget over the tasks with a signal (a best dev score above 0), rounded up to a multiple of T,
+    which sets N; the teacher trains its largest measured budget rounded up to a multiple of N, so
+    its N checkpoints are evenly spaced and its trajectory spans its convergence."""
+    signal = budgets[budgets.dev_selection > 0]
+    students, teachers = signal[signal.role == "student"], signal[signal.role == "teacher"]
+    if students.empty or teachers.empty:
+        raise ValueError("budgets: a proposal needs a student and a teacher curve with a signal")
+    student = _round_up(float(students.budget_epochs.median()), stage_epochs)
+    n = student // stage_epochs
+    return {"stage_epochs": stage_epochs, "n_checkpoints": n, "student_epochs": student,
+            "teacher_epochs": _round_up(int(teachers.budget_epochs.max()), n)}
 
 
 def load(root, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
