@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from scd.analysis import targets
+from scd.analysis.products import run_targets
 from scd.core.config import get_config
 from scd.core.io import write_json
 
@@ -55,7 +56,7 @@ def test_uniform_guess_is_half_the_log_of_the_options():
 
 def test_a_collapsed_arm_misses_both_learning_targets_and_the_others_meet_them(made):
     cfg, root = made
-    table = targets.target_table(cfg, _scores(cfg), root)
+    table = run_targets(cfg, _scores(cfg), root)
     loss = table[table.target.str.startswith("mean test gold loss")].set_index(["model", "task"])
     assert not loss.loc[("scd_aw", "crade"), "met"]  # mean of guess+0.05 and guess+0.01
     assert loss.loc[("scd_aw", "crade"), "value"] == pytest.approx(math.log(4) / 2 + 0.03)
@@ -68,7 +69,7 @@ def test_a_collapsed_arm_misses_both_learning_targets_and_the_others_meet_them(m
 
 def test_the_paper_differences_are_reported_with_interval_and_resolution_not_judged(made):
     cfg, root = made
-    table = targets.target_table(cfg, _scores(cfg), root)
+    table = run_targets(cfg, _scores(cfg), root)
     diffs = table[table.task == "average"].set_index("model")
     td = diffs.loc["td − student_sft"]  # identical predictions: a difference of exactly zero
     assert td.value == 0 and td.lo == 0 and td.hi == 0 and pd.isna(td.met)

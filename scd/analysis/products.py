@@ -140,6 +140,16 @@ def _detect(a: str, b: str, source: str, subset: str, tasks: str, n, diff, lo, h
             "lo": lo, "hi": hi, "mde": mde, "paper_diff": paper_diff, "verdict": verdict}
 
 
+def run_targets(cfg: Config, scores: pd.DataFrame, results_root, signal: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The targets table (``scd.analysis.targets``) of a results folder; ``scores``: Table 1's."""
+    signal = signals.check_table(cfg, scores, results_root) if signal is None else signal
+    thin = set(tables.thin_tasks(cfg))
+    diffs = {(a, b): [tables.credit_matrix(cfg, t, a, results_root) - tables.credit_matrix(cfg, t, b, results_root)
+                      for t in cfg.tasks if t not in thin]
+             for a, b in targets.DIFFERENCES if {a, b} <= set(cfg.models)}
+    return targets.target_table(cfg, load_runs(cfg, results_root), signal, diffs, results_root)
+
+
 def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     """Write every derived table of ``results/<profile>/`` (after the stages have been exported)."""
     out = results_dir(cfg, results_root)
@@ -148,7 +158,7 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     signal = signals.check_table(cfg, scores, results_root)
     if len(signal):
         paths += write_table(out / "signal_checks", signal)
-    paths += write_table(out / "targets", targets.target_table(cfg, scores, results_root))
+    paths += write_table(out / "targets", run_targets(cfg, scores, results_root, signal))
     upstream = table1_upstream_ner(cfg, results_root)
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)

@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.analysis import signal as signals
-from scd.analysis import tables
-from scd.analysis.export import load_runs, load_samples, results_dir
+from scd.analysis.export import load_samples, results_dir
 from scd.analysis.sfs_tfs import clustered_test
 from scd.core.io import read_json
 from scd.core.tasks import get_task
@@ -61,13 +59,12 @@ def collapse_rows(cfg: Config, results_root) -> list[dict]:
     return rows
 
 
-def difference_rows(cfg: Config, results_root, n_boot: int = 1000) -> list[dict]:
-    """Task-average differences with items as clusters over seeds (as Table 1's); reported, not judged."""
-    thin, rows = set(tables.thin_tasks(cfg)), []
-    for a, b in (p for p in DIFFERENCES if set(p) <= set(cfg.models)):
-        diffs = [tables.credit_matrix(cfg, t, a, results_root) - tables.credit_matrix(cfg, t, b, results_root)
-                 for t in cfg.tasks if t not in thin]
-        d = clustered_test(diffs, "strata", n_boot, seed=1)
+def difference_rows(diffs: dict[tuple[str, str], list], n_boot: int = 1000) -> list[dict]:
+    """``diffs[(a, b)]``: per task, the ``[seeds, items]`` credit of a minus b; the task average with
+    items as clusters over seeds (as Table 1's). Reported, not judged."""
+    rows = []
+    for (a, b), per_task in diffs.items():
+        d = clustered_test(per_task, "strata", n_boot, seed=1)
         rows.append({"target": f"{a} − {b}, task average (reported whatever its sign)", "model": f"{a} − {b}",
                      "task": "average", "value": d["diff"], "lo": d["lo"], "hi": d["hi"], "mde": d["mde"]})
     return rows
@@ -86,13 +83,13 @@ def timing_rows(cfg: Config, results_root) -> list[dict]:
              "value": minutes, "threshold": limit, "met": bool(minutes <= limit) if whole else None}]
 
 
-def target_table(cfg: Config, scores: pd.DataFrame, results_root="results") -> pd.DataFrame:
-    """Every target of the run; ``scores`` is Table 1's long table (``tables.score_table``)."""
-    signal = signals.check_table(cfg, scores, results_root).rename(columns={"check": "target"})
-    signal["model"] = "teacher_sft"
-    rows = loss_rows(cfg, load_runs(cfg, results_root)) + collapse_rows(cfg, results_root)
-    return pd.DataFrame(rows + signal.to_dict("records") + difference_rows(cfg, results_root)
-                        + timing_rows(cfg, results_root), columns=COLUMNS)
+def target_table(cfg: Config, runs: pd.DataFrame, signal: pd.DataFrame, diffs: dict, results_root="results") -> pd.DataFrame:
+    """Every target of the run, from its runs table, its signal checks (``scd.analysis.signal``)
+    and the credit differences of :data:`DIFFERENCES` (``scd.analysis.products.targets`` gathers them)."""
+    checks = signal.rename(columns={"check": "target"}).assign(model="teacher_sft")
+    rows = loss_rows(cfg, runs) + collapse_rows(cfg, results_root)
+    return pd.DataFrame(rows + checks.to_dict("records") + difference_rows(diffs) + timing_rows(cfg, results_root),
+                        columns=COLUMNS)
 
 
 def summary(table: pd.DataFrame) -> str:
