@@ -89,7 +89,7 @@ def run(cfg: Config, plan: dict[str, tuple[str, ...]], out, seed: int = 0, caps:
             same = (curves.profile == cfg.profile) & (curves.role == role) & (curves.task == task) & (curves.seed == seed)
             curves = pd.concat([curves[~same], new], ignore_index=True)
             write_csv(path, curves)  # each curve is kept as soon as it is done
-    mine, budgets = load(out, cfg.profile)
+    mine, budgets = of_profile(curves, cfg.profile)  # the curves just written, not read back
     write_table(f"{out}/budgets", budgets)
     if {"student", "teacher"} <= set(budgets.role[budgets.dev_selection > 0]):  # both roles measured
         plan = proposal(budgets, cfg.stage_epochs)
@@ -121,7 +121,11 @@ def proposal(budgets: pd.DataFrame, stage_epochs: int = 2) -> dict:
 def load(root, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curves, budgets) of ``profile``'s study in ``root`` (``results/budgets``); empty where there is none."""
     path = Path(root) / "curves.csv"
-    curves = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["profile"])
+    return of_profile(pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["profile"]), profile)
+
+
+def of_profile(curves: pd.DataFrame, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curves, budgets) of one profile's study; empty where it has none."""
     curves = curves[curves.profile == profile].reset_index(drop=True)
     return (curves, chosen(curves)) if len(curves) else (curves, pd.DataFrame())
 
