@@ -69,6 +69,9 @@ def test_tables_have_the_right_shape_and_ranges(executed, smoke_cfg):
     assert (decomp["P_SFS"] + decomp["P_TFS"]).round(9).eq(1).all()
     eff = pd.read_csv(res / "efficiency.csv").set_index("model")
     assert eff.loc["student_sft", "ratio_vs_student_sft"] == 1.0 and (eff["train_s"] > 0).all()
+    secs = pd.read_csv(res / "stage_seconds.csv")  # each stage once, every one timed
+    assert set(secs["stage"]) == {"sft", "cache", "distill"} and (secs["seconds"] > 0).all()
+    assert len(secs) == len(secs.drop_duplicates(["stage", "model", "task", "stage_seed"]))
     assert (executed[0] / "results" / "data_summary.csv").is_file()
     from scd.analysis.ablations import variants
 
@@ -77,7 +80,8 @@ def test_tables_have_the_right_shape_and_ranges(executed, smoke_cfg):
     abl = pd.read_csv(res / "ablations.csv")
     assert set(abl["variant"]) == set(VARIANTS) and abl["primary"].between(0, 1).all()
     checkpoints = abl.set_index("variant")["checkpoints"]
-    assert len(checkpoints["N = 4 checkpoints"].split()) == 4 and len(checkpoints["N = 2 checkpoints"].split()) == 2
+    assert len(checkpoints["N = 1 checkpoint"].split()) == 1 and len(checkpoints["default"].split()) == 2
+    assert len(checkpoints["T = 2 epochs per stage"].split()) == 2  # T changes epochs, not stages
     effects = pd.read_csv(res / "ablations_effects.csv")
     assert set(effects["variant"]) == set(VARIANTS) - {"default"} and (effects["lo"] <= effects["hi"]).all()
     claims = pd.read_csv(res / "claims.csv")

@@ -88,3 +88,21 @@ def test_time_is_judged_only_for_a_run_that_computed_every_stage(made):
     assert row["value"] == 90.0 and row["threshold"] == 100.0 and row["met"] is True
     write_json(path, {"wall_s": 50 * 60.0, "stages": 12, "stages_computed": 12, "seeds": [0]})
     assert targets.timing_rows(cfg.replace(seeds=(0,)), root)[0]["met"] is False  # one seed: 45 minutes
+
+
+def test_summed_stage_times_count_a_shared_teacher_once_and_add_the_base_lms(made):
+    cfg, root = made
+    folder = root / cfg.profile
+    assert len(targets.timing_rows(cfg, root)) == 1  # no stage times: the one-run row alone
+    write_json(folder / "base_models.json", {"student": {"wall_s": 60.0}, "teacher": {"wall_s": 540.0}})
+    rows = [("sft", "teacher_sft", "crade", 0, 0, 1200.0), ("cache", "teacher_cache", "crade", 0, 0, 300.0),
+            ("sft", "student_sft", "crade", 0, 0, 60.0), ("distill", "td", "crade", 0, 0, 120.0),
+            ("sft", "teacher_sft", "crade", 1, 0, 1200.0),  # the same teacher, listed again by a later part
+            ("sft", "student_sft", "crade", 1, 1, 60.0), ("distill", "td", "crade", 1, 1, 120.0)]
+    pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"]).to_csv(
+        folder / "stage_seconds.csv", index=False)
+    one, both = targets.timing_rows(cfg, root)[1:]
+    assert one["value"] == pytest.approx((600 + 1200 + 300 + 60 + 120) / 60) and one["threshold"] == 45.0
+    assert one["met"] is True and "seed(s) 0," in one["target"]
+    assert both["value"] == pytest.approx(one["value"] + 3.0) and both["threshold"] == 100.0
+    assert len(targets.timing_rows(cfg.replace(seeds=(0,)), root)) == 2  # one seed: one sum

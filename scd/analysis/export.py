@@ -72,10 +72,35 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | P
             write_csv(out / "weights" / row.task / f"{row.model}_seed{row.seed}.csv",
                       pd.DataFrame({"id": list(weights), "w": list(weights.values())}))
     write_csv(out / "runs.csv", runs)
+    write_csv(out / "stage_seconds.csv", stage_seconds(cfg, runs, records))
     write_csv(out / "trajectory.csv", pd.DataFrame(trajectory))
     write_csv(out / "stages.csv", pd.DataFrame(stages))
     write_csv(out / "train_curves.csv", pd.DataFrame(curves, columns=CURVE_COLUMNS))
     return out
+
+
+def stage_seconds(cfg: Config, runs: pd.DataFrame, records: dict) -> pd.DataFrame:
+    """The compute time of every stage the rows rest on, each stage once (a teacher shared by k
+    student seeds, its target cache): what a run computing them all spends, base LMs aside.
+    ``seed``: the first run seed that needs the stage; ``stage_seed``: the stage's own (a shared
+    teacher's and its cache's is the teacher seed). A stage is identified by (stage, model, task,
+    stage_seed), so tables joined from parts are counted once by :func:`unique_stages`."""
+    rows = []
+    for row in runs.itertuples():
+        record = records[(row.model, row.task, row.seed)]
+        if is_baseline(row.model):
+            parts = [("sft", row.model, record.seed, record.train_s + record.eval_s)]
+        else:
+            parts = [("cache", "teacher_cache", cfg.teacher_seed(row.seed), record.cache.build_s),
+                     ("distill", row.model, record.seed,
+                      record.train_s + record.select_s + sum(s.eval_s for s in record.stages))]
+        rows += [{"stage": stage, "model": model, "task": row.task, "seed": row.seed, "stage_seed": own,
+                  "seconds": seconds} for stage, model, own, seconds in parts]
+    return unique_stages(pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"]))
+
+
+def unique_stages(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop_duplicates(["stage", "model", "task", "stage_seed"]).reset_index(drop=True)
 
 
 def has_results(cfg: Config, results_root: str | Path = "results") -> bool:

@@ -159,6 +159,8 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     if len(signal):
         paths += write_table(out / "signal_checks", signal)
     paths += write_table(out / "targets", run_targets(cfg, scores, results_root, signal))
+    paths += write_table(out / "dev_gap", signals.dev_gap(load_table(cfg, "trajectory", results_root),
+                                                          tables.thin_tasks(cfg)))
     upstream = table1_upstream_ner(cfg, results_root)
     if upstream is not None:
         paths += write_table(out / "table1_ci_upstream_ner", upstream)

@@ -58,3 +58,16 @@ def check_table(cfg: Config, scores: pd.DataFrame, results_root="results") -> pd
         rows.append({"check": "teacher − student SFT, task average (paired 95% interval)", "task": "average",
                      "value": gap, "lo": lo, "hi": hi, "threshold": MIN_GAP, "met": bool(gap >= MIN_GAP and lo > 0)})
     return pd.DataFrame(rows, columns=["check", "task", "value", "lo", "hi", "threshold", "met"])
+
+
+def dev_gap(trajectory: pd.DataFrame, leave_out=()) -> pd.DataFrame:
+    """Teacher against student SFT on **dev**, each at its best checkpoint, per task and averaged
+    without ``leave_out`` (as Table 1's average): whether the pair keeps a gap once both have
+    trained their budget, judged where choosing is allowed. Mean over seeds."""
+    best = trajectory[trajectory["best"].astype(bool)]
+    wide = best.pivot_table(index="task", columns="model", values="dev_primary", aggfunc="mean")
+    wide = wide.reindex(index=list(dict.fromkeys(best["task"])), columns=["teacher_sft", "student_sft"])
+    wide.loc["average"] = wide.drop(index=[t for t in leave_out if t in wide.index]).mean()
+    wide["gap"] = wide["teacher_sft"] - wide["student_sft"]
+    wide["keeps_gap"] = wide["gap"] >= MIN_GAP
+    return wide.reset_index().rename_axis(columns=None)

@@ -21,7 +21,7 @@ from scd.core.io import read_json, write_csv
 from scd.analysis.export import results_dir
 from scd.core.tasks import get_task
 
-SEEDED = ("runs", "trajectory", "stages", "train_curves", "ablations")
+SEEDED = ("runs", "trajectory", "stages", "train_curves", "stage_seconds", "ablations")
 
 
 def _same(value) -> object:
