@@ -48,6 +48,17 @@ def test_students_per_teacher_share_one_teacher_run_and_train_their_own(smoke_cf
     assert sft_stage(cfg, "teacher", "crade", 1).path == teacher.path  # seed 1 distils from seed 0's teacher
     other = distill_stage(cfg, "td", "crade", 1)
     assert other.path != runs["td"].path and other.cache == runs["td"].cache  # the same teacher targets
+    import pandas as pd
+    from scd.analysis.export import stage_seconds, unique_stages
+
+    records = {(m, "crade", s): sft_stage(cfg, m.split("_")[0], "crade", s) if m.endswith("_sft") else r
+               for m, s, r in [("teacher_sft", 0, None), ("student_sft", 0, None), ("td", 0, runs["td"]),
+                               ("teacher_sft", 1, None), ("student_sft", 1, None), ("td", 1, other)]}
+    rows = pd.DataFrame([{"model": m, "task": t, "seed": s} for m, t, s in records])
+    secs = stage_seconds(cfg, rows, records)
+    assert len(secs) == 8 and set(secs[secs.model == "teacher_sft"].stage_seed) == {0}  # listed under both seeds
+    once = unique_stages(secs)  # counted once: one teacher, one cache, two students, two distillations
+    assert len(once) == 6 and once[once.model == "teacher_sft"].seconds.item() == teacher.train_s + teacher.eval_s
 
 
 def test_policies_pick_the_right_checkpoints(runs, teacher):

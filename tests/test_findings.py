@@ -27,10 +27,11 @@ def committed_number(stem: str, cfg) -> str:
         return str(summary[(summary.split == "train") & summary.task.isin(cfg.tasks)]["n"].max())
     if stem == "02_base_models":
         return f"{read_json(CPU / 'base_models.json')['teacher']['params'] / 1e6:.2f}M"
-    if stem == "03_teacher_trajectory":  # the teacher's mean best dev score, as notebook 3's last table
-        traj = pd.read_csv(CPU / "trajectory.csv")
-        best = traj[traj.best & (traj.model == "teacher_sft")].groupby("task")["dev_selection"].mean()
-        return f"{best.mean():.3f}"
+    if stem == "03_teacher_trajectory":  # the teacher's mean best dev score, as notebook 3's dev-gap table
+        from scd.analysis import signal, tables
+
+        gap = signal.dev_gap(pd.read_csv(CPU / "trajectory.csv"), tables.thin_tasks(cfg)).set_index("task")
+        return f"{gap.loc['average', 'teacher_sft']:.3f}"
     if stem == "04_distillation":
         weights = pd.concat([pd.read_csv(CPU / "weights" / t / f"scd_aw_seed{s}.csv")
                              for t in cfg.tasks for s in cfg.seeds])

@@ -51,14 +51,14 @@ def test_each_check_is_met_or_missed_by_its_own_rule(tmp_path):
 
 
 def test_dev_gap_compares_best_checkpoints_and_leaves_thin_tasks_out_of_the_average():
-    rows = [  # (model, task, seed, dev_primary, best)
+    rows = [  # (model, task, seed, dev_selection, best)
         ("teacher_sft", "crade", 0, 0.40, False), ("teacher_sft", "crade", 0, 0.60, True),
         ("student_sft", "crade", 0, 0.30, True), ("student_sft", "crade", 1, 0.50, True),
         ("student_sft", "crade", 1, 0.90, False),  # not its best: ignored
         ("teacher_sft", "smdis", 0, 0.52, True), ("student_sft", "smdis", 0, 0.50, True),
         ("teacher_sft", "tiny", 0, 0.90, True), ("student_sft", "tiny", 0, 0.00, True),
     ]
-    traj = pd.DataFrame(rows, columns=["model", "task", "seed", "dev_primary", "best"])
+    traj = pd.DataFrame(rows, columns=["model", "task", "seed", "dev_selection", "best"])
     gap = signal.dev_gap(traj, leave_out=("tiny",)).set_index("task")
     assert list(gap.index) == ["crade", "smdis", "tiny", "average"]
     assert gap.loc["crade", "student_sft"] == pytest.approx(0.40) and gap.loc["crade", "gap"] == pytest.approx(0.20)

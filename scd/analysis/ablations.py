@@ -23,9 +23,9 @@ if TYPE_CHECKING:
 
 def variants(cfg: Config) -> dict[str, dict]:
     """Variant label -> config overrides, around the profile's own N and T; labels name the values
-    the run uses. N is only halved: a larger N is a new teacher SFT with N caches (on `cpu` about
-    50 minutes for one task), a smaller one a new teacher SFT whose checkpoints are the default's
-    every other one."""
+    the run uses. A changed N is a new teacher SFT (N keys it) and changes the student's epochs (N × T);
+    N is only halved, since a larger N also needs N target caches (on `cpu` about 50 minutes more
+    for one task)."""
     n, t = cfg.n_checkpoints, cfg.stage_epochs
     around = {f"N = {n // 2} {_plural(n // 2, 'checkpoint')}": {"n_checkpoints": n // 2}} if n >= 2 else {}
     around |= {f"T = {e} {_plural(e, 'epoch')} per stage": {"stage_epochs": e} for e in (t - 1, t + 1) if e >= 1}

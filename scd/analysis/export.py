@@ -80,11 +80,12 @@ def export(cfg: Config, runs: pd.DataFrame, records: dict, results_root: str | P
 
 
 def stage_seconds(cfg: Config, runs: pd.DataFrame, records: dict) -> pd.DataFrame:
-    """The compute time of every stage the rows rest on, each stage once (a teacher shared by k
-    student seeds, its target cache): what a run computing them all spends, base LMs aside.
-    ``seed``: the first run seed that needs the stage; ``stage_seed``: the stage's own (a shared
-    teacher's and its cache's is the teacher seed). A stage is identified by (stage, model, task,
-    stage_seed), so tables joined from parts are counted once by :func:`unique_stages`."""
+    """The compute time of the stages behind every row of ``runs``: for each (run seed, task), its
+    SFT stages, target cache and distillations. A stage shared by several run seeds (the teacher
+    of k student seeds and its cache) appears under each, with its own seed in ``stage_seed``:
+    :func:`unique_stages` counts it once, whatever parts the table was joined from. Seconds are the
+    stage records' training, selection and dev-evaluation times; loading, encoding and a
+    distillation's final test pass are not timed."""
     rows = []
     for row in runs.itertuples():
         record = records[(row.model, row.task, row.seed)]
@@ -96,10 +97,12 @@ def stage_seconds(cfg: Config, runs: pd.DataFrame, records: dict) -> pd.DataFram
                       record.train_s + record.select_s + sum(s.eval_s for s in record.stages))]
         rows += [{"stage": stage, "model": model, "task": row.task, "seed": row.seed, "stage_seed": own,
                   "seconds": seconds} for stage, model, own, seconds in parts]
-    return unique_stages(pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"]))
+    frame = pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"])
+    return frame.drop_duplicates(["stage", "model", "task", "seed", "stage_seed"]).reset_index(drop=True)
 
 
 def unique_stages(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each stage once (see :func:`stage_seconds`)."""
     return frame.drop_duplicates(["stage", "model", "task", "stage_seed"]).reset_index(drop=True)
 
 

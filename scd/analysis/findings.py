@@ -156,16 +156,16 @@ def teacher_trajectory(cfg: Config, results_root, traj: pd.DataFrame | None = No
              f"{picks.sum()} task-seed pairs" + (f" ({rest})." if rest else "."),
              f"On {', '.join(flat)} every teacher checkpoint scores the same on dev: the tie-break (lowest dev gold "
              "loss) picks." if flat else ""]
-    dev = best.groupby(["task", "model"]).dev_selection.mean().unstack("model")
-    if {"teacher_sft", "student_sft"} <= set(dev.columns):
-        lead, low = dev.teacher_sft - dev.student_sft, dev.index[dev.student_sft <= 0.01]
+    gap = signal.dev_gap(traj, tables.thin_tasks(cfg)).set_index("task")  # notebook 3's table
+    if gap.student_sft.notna().any():
+        dev, average = gap.drop(index="average"), gap.loc["average"]
+        low, led = dev.index[dev.student_sft <= 0.01], dev.index[dev.gap > 0.01]
         test = load_runs(cfg, results_root).pivot_table(index="task", columns="model", values="primary")
-        led = lead.index[lead > 0.01]
         lost = [t for t in led if test.loc[t, "teacher_sft"] <= test.loc[t, "student_sft"]]
-        lines += [f"Selected checkpoints on dev (chance-corrected): teacher {dev.teacher_sft.mean():.3f} against "
-                  f"student {dev.student_sft.mean():.3f} over the tasks; the teacher leads on {len(led)} of "
-                  f"{len(lead)}, the student scores 0.01 or less on {len(low)}"
-                  + (f" ({', '.join(low)})." if 0 < len(low) < len(lead) else "."),
+        lines += [f"Selected checkpoints on dev (chance-corrected): teacher {average.teacher_sft:.3f} against "
+                  f"student {average.student_sft:.3f} averaged as Table 1 is; the teacher leads on {len(led)} of "
+                  f"{len(dev)} tasks, the student scores 0.01 or less on {len(low)}"
+                  + (f" ({', '.join(low)})." if 0 < len(low) < len(dev) else "."),
                   f"On test (mean over seeds) the teacher's dev lead carries over on {len(led) - len(lost)} of those "
                   f"{len(led)} tasks" + (f"; not on {', '.join(lost)}." if lost else ".")]
     return _bullets(lines)
@@ -179,7 +179,7 @@ def distillation(cfg: Config, results_root, stages: pd.DataFrame | None = None,
     lines, ran = [], [m for m in cfg.methods if m in set(stages.model)]
     scd, td = (next((m for m in ran if _policy(m) == p), None) for p in ("scd", "td"))
     if scd:
-        picks, last = (mine := stages[stages.model == scd]).checkpoint_index.value_counts(), cfg.n_checkpoints - 1
+        picks, last = (mine := stages[stages.model == scd]).checkpoint_index.value_counts(), mine.stage.max()  # N − 1
         both = mine.merge(stages[stages.model == td], on=["task", "seed", "stage"], suffixes=("", "_td"))
         same = (both.checkpoint_index == both.checkpoint_index_td).mean()
         lines.append(f"SCD ({scd}) chose the earliest checkpoint (ckpt0) at {picks.get(0, 0)} of {len(mine)} stage "
@@ -347,8 +347,8 @@ def ablations(cfg: Config, results_root, effects: pd.DataFrame | None = None) ->
     still = effects.drop((moved := effects[effects.distinguishable.astype(str) == "True"]).index)
     lines += ["Variants that move the score by a 95% interval excluding zero: " + "; ".join(
         f"{r.variant} on {r.task} {r.diff:+.3f} [{r.lo:+.3f}, {r.hi:+.3f}] (score {r.score:.3f})"
-        for r in moved.itertuples()) + ("; T changes the number of distillation epochs, so the cost too."
-                                        if moved.variant.str.startswith("T =").any() else ".") if len(moved) else "",
+        for r in moved.itertuples()) + ("; N and T change the number of distillation epochs (N × T), so the cost "
+                                        "too." if moved.variant.str.match("[NT] =").any() else ".") if len(moved) else "",
               f"{'The other' if len(moved) else 'All'} {len(still)} variant-task pairs stay within noise: "
               f"differences {still['diff'].min():+.3f} to {still['diff'].max():+.3f}." if len(still) else ""]
     runs = load_runs(cfg, results_root)

@@ -94,7 +94,9 @@ def ner_parses(runs: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def efficiency(runs: pd.DataFrame) -> pd.DataFrame:
-    """Training and selection seconds per model, summed over tasks and seeds, against student SFT."""
+    """Training and selection seconds per model, summed over tasks and seeds, against student SFT: a
+    teacher shared by k student seeds counts under each (the cost of one run); what was actually
+    spent, each stage once, is ``stage_seconds.csv``."""
     cost = runs.groupby("model")[["train_s", "select_s"]].sum()
     cost["ratio_vs_student_sft"] = cost["train_s"] / cost.loc["student_sft", "train_s"]
     cost["selection_share"] = cost["select_s"] / cost["train_s"]

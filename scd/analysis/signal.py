@@ -61,11 +61,13 @@ def check_table(cfg: Config, scores: pd.DataFrame, results_root="results") -> pd
 
 
 def dev_gap(trajectory: pd.DataFrame, leave_out=()) -> pd.DataFrame:
-    """Teacher against student SFT on **dev**, each at its best checkpoint, per task and averaged
-    without ``leave_out`` (as Table 1's average): whether the pair keeps a gap once both have
-    trained their budget, judged where choosing is allowed. Mean over seeds."""
+    """Teacher against student SFT on **dev**, each at its best checkpoint, by the score
+    checkpoints are selected by (chance-corrected: a dev set that keeps the pool's label skew
+    cannot reward the majority label), per task and averaged without ``leave_out`` (as Table 1's
+    average): whether the pair keeps a gap once both have trained their budget, judged where
+    choosing is allowed. Mean over seeds."""
     best = trajectory[trajectory["best"].astype(bool)]
-    wide = best.pivot_table(index="task", columns="model", values="dev_primary", aggfunc="mean")
+    wide = best.pivot_table(index="task", columns="model", values="dev_selection", aggfunc="mean")
     wide = wide.reindex(index=list(dict.fromkeys(best["task"])), columns=["teacher_sft", "student_sft"])
     wide.loc["average"] = wide.drop(index=[t for t in leave_out if t in wide.index]).mean()
     wide["gap"] = wide["teacher_sft"] - wide["student_sft"]
