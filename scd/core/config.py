@@ -314,12 +314,12 @@ PROFILES: dict[str, Config] = {
     # 91.1 M (12 x 768, 12 heads) and 22.9 M (6 x 512, 8 heads) parameters with the 8,000-piece
     # vocabulary: a quarter, narrower and shallower as 8B -> 3B is. Pretraining sees the 0.59 M-token
     # corpus about 17 (teacher) and 8 (student) times: more would mostly repeat it. One task's chain
-    # with TD and SCD+AW is about 7.7e15 FLOPs, 5.7e15 of them the teacher's pretraining: 31 s at an
-    # assumed 25% of the H200's 990 TFLOP/s bf16 peak (39-22 s at 20-35%), about 29 h at the
+    # with TD and SCD+AW is about 9.6e15 FLOPs, 5.7e15 of them the teacher's pretraining: 39 s at an
+    # assumed 25% of the H200's 990 TFLOP/s bf16 peak (48-28 s at 20-35%), about 36 h at the
     # 74 GFLOP/s the cpu teacher's pretraining reached on 2 CPU cores. With optimiser steps,
-    # checkpoint saves, evaluations, start-up and the deployment benchmark (about 130 s of fixed
-    # costs), the check is estimated at about 2.7 minutes, 5 with 20% and those costs doubled,
-    # inside its 8 (docs/measurements.md). Learning rates fall with width as usual; not calibrated.
+    # checkpoint saves, evaluations, start-up and the deployment benchmark (about 200 s of fixed
+    # costs), the check is estimated at about 4 minutes, 7.4 with 20% and those costs doubled
+    # (docs/measurements.md). Learning rates fall with width as usual; not calibrated.
     "gpu": Config(
         profile="gpu", vocab_size=8000, max_length=384, max_train=1000, batch_size=16, probe_size=32,
         teacher=ModelSpec(768, 12, 12, pretrain_steps=600, pretrain_batch=64, pretrain_lr=6e-4),
