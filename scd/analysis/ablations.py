@@ -52,24 +52,26 @@ def samples_path(cfg: Config, results_root, variant: str, method: str, task: str
 
 
 def load(cfg: Config, tasks, results_root="results") -> pd.DataFrame:
-    """The ablation table for ``tasks`` and the config's seeds; one that lacks some of them is an
-    error that says how to compute them."""
+    """The ablation table for ``tasks`` and the config's seeds. The variants are the ones the table
+    holds (a folder made with another N or T than the profile's now is read as it was made); a
+    table without the default, or lacking a variant for some task or seed, is an error that says
+    how to compute them."""
     path = results_dir(cfg, results_root) / "ablations.csv"
-    table = pd.read_csv(path) if path.is_file() else None
-    want = {(v, t, s) for v in variants(cfg) for t in tasks for s in cfg.seeds}
-    missing = want - (set(zip(table["variant"], table["task"], table["seed"])) if table is not None else set())
+    table = pd.read_csv(path) if path.is_file() else pd.DataFrame(columns=["variant", "task", "seed"])
+    want = {(v, t, s) for v in {"default", *table["variant"]} for t in tasks for s in cfg.seeds}
+    missing = want - set(zip(table["variant"], table["task"], table["seed"]))
     if missing:
         raise FileNotFoundError(
-            f"{path} has no ablation runs for {sorted({(t, s) for _, t, s in missing})} (task, seed): run "
-            "`python -m scd reproduce` with those seeds, or give an empty results_dir to compute them there")
+            f"{path} lacks ablation runs of {sorted(missing)[:4]} (variant, task, seed): run `python -m scd "
+            "reproduce` with those seeds, or give an empty results_dir to compute them there")
     return table[table["task"].isin(tasks) & table["seed"].isin(cfg.seeds)].reset_index(drop=True)
 
 
 def summary(cfg: Config, table: pd.DataFrame) -> pd.DataFrame:
-    """Mean test score per variant (rows, in ``variants`` order) and task, plus their mean."""
+    """Mean test score per variant (rows in the order the run computed them) and task, plus their mean."""
     wide = table.pivot_table(index="variant", columns="task", values="primary", aggfunc="mean")
     wide["mean"] = wide.mean(axis=1)
-    return wide.loc[[v for v in variants(cfg) if v in wide.index]]
+    return wide.loc[list(dict.fromkeys(table["variant"]))]
 
 
 def seed_list(cfg: Config) -> str:
@@ -83,12 +85,13 @@ def _credit(cfg: Config, results_root, variant: str, method: str, task: str, see
 
 
 def variant_effects(cfg: Config, tasks, method: str = "scd_aw", results_root="results", n_boot: int = 2000) -> pd.DataFrame:
-    """Each variant minus the default on the same test items and seeds: paired bootstrap interval over
-    test items (each drawn with all its seeds' rows), p and ``mde`` (``scd.analysis.power``)."""
-    rows = []
+    """Each variant the table holds minus the default on the same test items and seeds: paired
+    bootstrap interval over test items (each drawn with all its seeds' rows), p and ``mde``
+    (``scd.analysis.power``)."""
+    rows, names = [], dict.fromkeys(load(cfg, tasks, results_root)["variant"])
     for task in tasks:
         base = np.stack([_credit(cfg, results_root, "default", method, task, s) for s in cfg.seeds])
-        for name in variants(cfg):
+        for name in names:
             if name == "default":
                 continue
             scores = np.stack([_credit(cfg, results_root, name, method, task, s) for s in cfg.seeds])
