@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from scd.analysis import targets
+from scd.analysis.export import run_time
 from scd.analysis.products import run_targets
 from scd.core.config import get_config
 from scd.core.io import write_json
@@ -98,14 +99,19 @@ def test_summed_stage_times_count_a_shared_teacher_once_add_the_base_lms_and_onl
     rows = []
     for task in cfg.tasks:  # one teacher (seed 0) for both run seeds, listed under each
         for seed in cfg.seeds:
-            rows += [("sft", "teacher_sft", task, seed, 0, 1200.0), ("cache", "teacher_cache", task, seed, 0, 300.0),
-                     ("sft", "student_sft", task, seed, seed, 60.0), ("distill", "td", task, seed, seed, 120.0)]
-    frame = pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"])
+            rows += [("sft", "teacher_sft", task, seed, 0, 1200.0, 60.0), ("cache", "teacher_cache", task, seed, 0, 300.0, 0),
+                     ("sft", "student_sft", task, seed, seed, 60.0, 6.0), ("distill", "td", task, seed, seed, 120.0, 12.0)]
+    frame = pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds", "eval_seconds"])
     frame.to_csv(folder / "stage_seconds.csv", index=False)
     one, both = targets.timing_rows(cfg, root)[1:]
     assert one["value"] == pytest.approx((600 + 2 * (1200 + 300 + 60 + 120)) / 60) and one["threshold"] == 45.0
     assert one["met"] is False and "seed(s) 0," in one["target"]  # 66 minutes: a miss whatever the run
     assert both["value"] == pytest.approx(one["value"] + 2 * 3.0) and both["met"] is None  # under 100: says nothing
+    spent = run_time(cfg, root).set_index("part")  # where it went: the shared teacher once
+    assert spent.loc["teacher SFT", "all_seeds_min"] == spent.loc["teacher SFT", "first_seed_min"] == 2 * 20.0
+    assert spent.loc["student SFT", "all_seeds_min"] == 2 * spent.loc["student SFT", "first_seed_min"] == 4.0
+    assert spent.loc["total", "all_seeds_min"] == pytest.approx(both["value"]) and spent.loc["total", "share"] == 1.0
+    assert spent.loc["teacher SFT", "all_seeds_eval_min"] == 2.0
     later = targets.timing_rows(cfg.replace(seeds=(1,)), root)[1]  # the shared teacher counts for seed 1 alone too
     assert later["value"] == pytest.approx(one["value"])
     frame[frame.seed == 0].to_csv(folder / "stage_seconds.csv", index=False)  # seed 1's times missing: no sum

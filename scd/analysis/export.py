@@ -83,27 +83,62 @@ def stage_seconds(cfg: Config, runs: pd.DataFrame, records: dict) -> pd.DataFram
     """The compute time of the stages behind every row of ``runs``: for each (run seed, task), its
     SFT stages, target cache and distillations. A stage shared by several run seeds (the teacher
     of k student seeds and its cache) appears under each, with its own seed in ``stage_seed``:
-    :func:`unique_stages` counts it once, whatever parts the table was joined from. Seconds are the
-    stage records' training, selection and dev-evaluation times; loading, encoding and a
-    distillation's final test pass are not timed."""
+    :func:`unique_stages` counts it once, whatever parts the table was joined from. ``seconds``: the
+    stage records' training, selection and evaluation times, ``eval_seconds`` the evaluation part
+    (dev checkpoints, and the SFT's test pass); loading, encoding and a distillation's final test
+    pass are not timed."""
     rows = []
     for row in runs.itertuples():
         record = records[(row.model, row.task, row.seed)]
         if is_baseline(row.model):
-            parts = [("sft", row.model, record.seed, record.train_s + record.eval_s)]
+            parts = [("sft", row.model, record.seed, record.train_s, record.eval_s)]
         else:
-            parts = [("cache", "teacher_cache", cfg.teacher_seed(row.seed), record.cache.build_s),
-                     ("distill", row.model, record.seed,
-                      record.train_s + record.select_s + sum(s.eval_s for s in record.stages))]
+            parts = [("cache", "teacher_cache", cfg.teacher_seed(row.seed), record.cache.build_s, 0.0),
+                     ("distill", row.model, record.seed, record.train_s + record.select_s,
+                      sum(s.eval_s for s in record.stages))]
         rows += [{"stage": stage, "model": model, "task": row.task, "seed": row.seed, "stage_seed": own,
-                  "seconds": seconds} for stage, model, own, seconds in parts]
-    frame = pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds"])
+                  "seconds": train + evaluation, "eval_seconds": evaluation}
+                 for stage, model, own, train, evaluation in parts]
+    frame = pd.DataFrame(rows, columns=["stage", "model", "task", "seed", "stage_seed", "seconds", "eval_seconds"])
     return frame.drop_duplicates(["stage", "model", "task", "seed", "stage_seed"]).reset_index(drop=True)
 
 
 def unique_stages(frame: pd.DataFrame) -> pd.DataFrame:
     """Each stage once (see :func:`stage_seconds`)."""
     return frame.drop_duplicates(["stage", "model", "task", "stage_seed"]).reset_index(drop=True)
+
+
+PARTS = {("sft", "teacher_sft"): "teacher SFT", ("cache", "teacher_cache"): "teacher target caches",
+         ("sft", "student_sft"): "student SFT"}
+DISTILLATION = "distillation (every method)"
+RUN_TIME_COLUMNS = ["part", "first_seed_min", "all_seeds_min", "all_seeds_eval_min", "share"]
+
+
+def run_time(cfg: Config, results_root) -> pd.DataFrame:
+    """Where a run's time goes: base LMs, teacher SFT, its target caches, student SFT and the
+    distillations, in minutes for the first seed alone and for all seeds (each stage once: a teacher
+    shared by several student seeds counts once), with the evaluation part. Empty when the folder
+    lacks stage times for some (task, seed) of ``cfg`` or its base LMs were not trained here."""
+    out = results_dir(cfg, results_root)
+    if not (out / "stage_seconds.csv").is_file() or not (out / "base_models.json").is_file():
+        return pd.DataFrame(columns=RUN_TIME_COLUMNS)
+    base = [r.get("wall_s") for r in read_json(out / "base_models.json").values()]
+    if None in base:
+        return pd.DataFrame(columns=RUN_TIME_COLUMNS)
+    stages = load_table(cfg, "stage_seconds", results_root)
+    if set(zip(stages.task, stages.seed)) != {(t, s) for t in cfg.tasks for s in cfg.seeds}:
+        return pd.DataFrame(columns=RUN_TIME_COLUMNS)
+    part = pd.Series([PARTS.get((s, m), DISTILLATION) for s, m in zip(stages.stage, stages.model)])
+    rows = [{"part": "base LMs", "first_seed_min": sum(base) / 60, "all_seeds_min": sum(base) / 60,
+             "all_seeds_eval_min": 0.0}]
+    for name in [*PARTS.values(), DISTILLATION]:
+        once, first = unique_stages(group := stages[part == name]), unique_stages(group[group.seed == cfg.seeds[0]])
+        rows.append({"part": name, "first_seed_min": first.seconds.sum() / 60, "all_seeds_min": once.seconds.sum() / 60,
+                     "all_seeds_eval_min": once.eval_seconds.sum() / 60})
+    table = pd.DataFrame(rows)
+    table.loc[len(table)] = {"part": "total", **table.drop(columns="part").sum()}  # before the share
+    table["share"] = table.all_seeds_min / table.all_seeds_min.iloc[-1]
+    return table
 
 
 def has_results(cfg: Config, results_root: str | Path = "results") -> bool:

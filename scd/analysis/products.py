@@ -16,7 +16,7 @@ from scd.analysis import sfs_tfs as subsets  # the module; sfs_tfs below is this
 from scd.analysis import tables
 from scd.analysis import signal as signals
 from scd.core.io import write_csv, write_table
-from scd.analysis.export import load_runs, load_samples, load_table, results_dir
+from scd.analysis.export import load_runs, load_samples, load_table, results_dir, run_time
 from scd.core.tasks import TASKS, get_task
 
 if TYPE_CHECKING:
@@ -173,6 +173,8 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     paths += write_table(out / "detectable", detectable(scores, sub["claims"]))
     runs = load_runs(cfg, results_root)
     paths += write_table(out / "efficiency", efficiency(runs))
+    if len(spent := run_time(cfg, results_root)):  # where the time goes (notebook 7)
+        paths += write_table(out / "run_time", spent)
     parses = ner_parses(runs)
     if parses is not None:
         paths += write_table(out / "ner_parses", parses)
