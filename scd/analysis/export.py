@@ -120,13 +120,10 @@ def run_time(cfg: Config, results_root) -> pd.DataFrame:
     shared by several student seeds counts once), with the evaluation part. Empty when the folder
     lacks stage times for some (task, seed) of ``cfg`` or its base LMs were not trained here."""
     out = results_dir(cfg, results_root)
-    if not (out / "stage_seconds.csv").is_file() or not (out / "base_models.json").is_file():
-        return pd.DataFrame(columns=RUN_TIME_COLUMNS)
-    base = [r.get("wall_s") for r in read_json(out / "base_models.json").values()]
-    if None in base:
-        return pd.DataFrame(columns=RUN_TIME_COLUMNS)
-    stages = load_table(cfg, "stage_seconds", results_root)
-    if set(zip(stages.task, stages.seed)) != {(t, s) for t in cfg.tasks for s in cfg.seeds}:
+    have = (out / "stage_seconds.csv").is_file() and (out / "base_models.json").is_file()
+    base = [r.get("wall_s") for r in read_json(out / "base_models.json").values()] if have else [None]
+    stages = load_table(cfg, "stage_seconds", results_root) if have else pd.DataFrame(columns=["task", "seed"])
+    if None in base or set(zip(stages.task, stages.seed)) != {(t, s) for t in cfg.tasks for s in cfg.seeds}:
         return pd.DataFrame(columns=RUN_TIME_COLUMNS)
     part = pd.Series([PARTS.get((s, m), DISTILLATION) for s, m in zip(stages.stage, stages.model)])
     rows = [{"part": "base LMs", "first_seed_min": sum(base) / 60, "all_seeds_min": sum(base) / 60,
