@@ -1,5 +1,6 @@
 """Smoke-profile models trained end to end on real data: trajectory, anchor, evaluation, resume."""
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,8 @@ from scd.core.tasks import QUOTED
 from scd.train.models import answer_logits, load_model, load_tokenizer
 from scd.stages.base_sft import base_model_stage, sft_stage
 from scd.core.records import SFTRecord
-from scd.train.sft import SaveAtSteps, checkpoint_steps
+from scd.train.sft import AnswerOnlyTrainer, SaveAtSteps, checkpoint_steps
+from scd.train.training import seconds_before
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +153,13 @@ def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeyp
     with pytest.raises(KeyboardInterrupt):
         sft_stage(cfg, "teacher", "crade", 0)
     assert calls["n"] == 1
+    (first,) = [c for c in runs_dir.glob("smoke/sft-teacher-crade-*/trainer/checkpoint-*")
+                if not (c.parents[1] / "done.json").exists()]  # the interrupted stage's one checkpoint
+    before = seconds_before(first)  # the killed run's seconds, written beside its checkpoint
+    assert before > 0
     monkeypatch.delattr(SaveAtSteps, "on_save")
     resumed = sft_stage(cfg, "teacher", "crade", 0)
+    assert resumed.train_s > before  # the whole cost, not only the resumed part
     # an uninterrupted run of the same config in a separate runs folder
     monkeypatch.setenv("SCD_RUNS_DIR", str(runs_dir / "fresh"))
     base_model_stage(cfg, "teacher")
@@ -161,6 +168,26 @@ def test_interrupted_sft_resumes_to_the_same_result(smoke_cfg, runs_dir, monkeyp
         [t.dev.gold_loss for t in fresh.trajectory], rel=1e-5)
     assert resumed.test.gold_loss == pytest.approx(fresh.test.gold_loss, rel=1e-5)
     assert SFTRecord.read(Path(resumed.path) / "done.json").best == fresh.best
+
+
+def test_fewer_checkpoints_copy_a_finished_run_instead_of_training(smoke_cfg, runs_dir, monkeypatch, teacher):
+    """N checkpoints from a finished run with 2N: no training step, and the same trajectory as the
+    `teacher` trained with N itself (saving checkpoints does not change training)."""
+    other = runs_dir / "more-checkpoints"
+    for stage in (runs_dir / "smoke").iterdir():
+        if stage.name.startswith(("tokenizer-", "base-")):
+            shutil.copytree(stage, other / "smoke" / stage.name)
+    monkeypatch.setenv("SCD_RUNS_DIR", str(other))
+    more = sft_stage(smoke_cfg.replace(n_checkpoints=2 * smoke_cfg.n_checkpoints), "teacher", "crade", 0)
+    steps = []
+    monkeypatch.setattr(AnswerOnlyTrainer, "training_step", lambda self, *a, **k: steps.append(1))
+    copied = sft_stage(smoke_cfg, "teacher", "crade", 0)
+    assert steps == []
+    assert [t.step for t in copied.trajectory] == [t.step for t in teacher.trajectory]
+    assert {t.step for t in copied.trajectory} < {t.step for t in more.trajectory}
+    assert [t.dev.gold_loss for t in copied.trajectory] == pytest.approx([t.dev.gold_loss for t in teacher.trajectory],
+                                                                         rel=1e-6)
+    assert copied.test == teacher.test
 
 
 def test_generation_stops_at_the_stop_string(smoke_cfg):

@@ -2,8 +2,8 @@
 
 The 2×2 factorial {CD order, SCD selection} × {fixed weight, AW} is part of the main run
 (``cd``, ``scd``, ``cd_aw``, ``scd_aw``). Each variant here changes one setting of the
-profile; N changes the teacher trajectory itself (a new teacher SFT), T changes the total
-number of distillation epochs (so it is compared with the default at its own cost).
+profile; N changes the teacher trajectory SCD follows (and the best checkpoint on dev), T changes
+the total number of distillation epochs (so it is compared with the default at its own cost).
 """
 from __future__ import annotations
 
@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
 def variants(cfg: Config) -> dict[str, dict]:
     """Variant label -> config overrides, around the profile's own N and T; labels name the values
-    the run uses. A changed N is a new teacher SFT (N keys it) and changes the student's epochs (N × T);
-    N is only halved, since a larger N also needs N target caches (on `cpu` about 50 minutes more
-    for one task)."""
+    the run uses. A changed N changes the student's epochs (N × T). N is only halved: the halved
+    run's checkpoints are every second one of the default's, copied rather than trained again
+    (``scd.train.sft.copy_checkpoints``), while a larger N needs a new teacher SFT and N target caches
+    (on `cpu` about 50 minutes more for one task)."""
     n, t = cfg.n_checkpoints, cfg.stage_epochs
     around = {f"N = {n // 2} {_plural(n // 2, 'checkpoint')}": {"n_checkpoints": n // 2}} if n >= 2 else {}
     around |= {f"T = {e} {_plural(e, 'epoch')} per stage": {"stage_epochs": e} for e in (t - 1, t + 1) if e >= 1}

@@ -22,7 +22,7 @@ from scd.train.models import (build_scratch_model, count_params, count_params_on
 from scd.train.pretrain import pretrain, token_stream, window_loss
 from scd.core.records import BaseRecord, Checkpoint, Scores, SFTRecord, TokenizerRecord, best_of
 from scd.train.sft import run_sft
-from scd.stages.store import compute_or_load, corpus_task_names, data_checksums, stage_dir, stage_key
+from scd.stages.store import compute_or_load, corpus_task_names, data_checksums, is_done, stage_dir, stage_key
 
 
 def task_splits(cfg: Config, task: str, data_root=None) -> dict[str, list[dict]]:
@@ -82,7 +82,7 @@ def _scratch_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
         if ranks.is_main():
             tok.save_pretrained(path / "model")
             return BaseRecord(key=key, params=count_params(model), tokenizer_hash=tokenizer_hash(tok),
-                              wall_s=time.time() - start, world_size=ranks.world_size(),
+                              wall_s=time.time() - start + info["resumed_s"], world_size=ranks.world_size(),
                               details=info | {"corpus_tokens": int(len(stream))})
     return _model_dir(cfg, key, role, build)
 
@@ -129,7 +129,7 @@ def _gemma_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
         if ranks.is_main():
             tok.save_pretrained(path / "model")
             losses["healed"] = window_loss(load_model(path / "model"), **probe)
-            return BaseRecord(key=key, params=params, tokenizer_hash=tokenizer_hash(tok), wall_s=time.time() - start,
+            return BaseRecord(key=key, params=params, tokenizer_hash=tokenizer_hash(tok), wall_s=time.time() - start + info.get("resumed_s", 0.0),
                               world_size=ranks.world_size(),
                               details=info | {"kept_layers": kept, "corpus_tokens": int(len(stream)),
                                               "window_loss": losses})
@@ -170,18 +170,40 @@ def sft_stage(cfg: Config, role: str, task: str, seed: int, data_root=None) -> S
     base_path, base = base_model_stage(cfg, role, data_root)
     seed = cfg.teacher_seed(seed) if role == "teacher" else seed  # k student runs share one teacher run
     lr, epochs = (cfg.teacher_lr, cfg.teacher_epochs) if role == "teacher" else (cfg.student_lr, cfg.student_epochs)
-    key = stage_key(cfg, "sft", role, base=base.key, task=task, seed=seed, data=data_checksums([task], data_root))
-    path = stage_dir(cfg, key, "sft", role, task, f"s{seed}")
+    key, path = _sft_place(cfg, role, task, seed, base.key, data_root)
 
     def build(path):
         tok = load_tokenizer(base_path)
         splits = task_splits(cfg, task, data_root)
         start = time.time()
-        ckpts = run_sft(load_for_training(base_path), tok, splits["train"], cfg, path / "trainer", lr, epochs, seed,
-                        cfg.n_checkpoints)
-        return _score_sft(cfg, role, task, seed, tok, splits, ckpts, epochs, path, key, time.time() - start,
+        ckpts, before = run_sft(load_for_training(base_path), tok, splits["train"], cfg, path / "trainer", lr, epochs, seed,
+                                cfg.n_checkpoints, donors=_finished_with_more_checkpoints(cfg, role, task, seed, base.key,
+                                                                                          data_root))
+        return _score_sft(cfg, role, task, seed, tok, splits, ckpts, epochs, path, key, time.time() - start + before,
                           base.tokenizer_hash)  # every rank scores a share; rank 0 writes and returns the record
     return compute_or_load(path, SFTRecord, build)
+
+
+def _sft_place(cfg: Config, role: str, task: str, seed: int, base_key: dict, data_root) -> tuple[dict, Path]:
+    key = stage_key(cfg, "sft", role, base=base_key, task=task, seed=seed, data=data_checksums([task], data_root))
+    return key, stage_dir(cfg, key, "sft", role, task, f"s{seed}")
+
+
+def _finished_with_more_checkpoints(cfg: Config, role: str, task: str, seed: int, base_key: dict,
+                                    data_root) -> list[Path]:
+    """Trainer folders of finished SFT runs that differ from this one only by N, a multiple of it.
+    Checkpoints are only saved along the way, so training does not depend on N, and theirs include
+    every one of this run's (the N ablation copies them instead of training the teacher again)."""
+    found = []
+    for more in range(2 * cfg.n_checkpoints, 4 * cfg.n_checkpoints + 1, cfg.n_checkpoints):
+        try:
+            other = cfg.replace(n_checkpoints=more)
+        except ValueError:  # above N's range
+            break
+        path = _sft_place(other, role, task, seed, base_key, data_root)[1]
+        if is_done(path):
+            found.append(path / "trainer")
+    return found
 
 
 def _score_sft(cfg: Config, role: str, task: str, seed: int, tok, splits: dict, ckpts: list, epochs: int,

@@ -27,7 +27,7 @@ from scd.train.models import (answer_logits, default_device, device_of, inferenc
 from scd.stages.base_sft import base_model_stage, sft_stage, task_splits
 from scd.core.records import CacheRecord, DistillRecord, Scores, SFTRecord, StageRecord, best_of
 from scd.stages.store import compute_or_load, stage_dir, stage_key
-from scd.train.training import last_checkpoint, training_args
+from scd.train.training import training_args
 
 
 def check_shared_vocabulary(teacher, student_sft) -> None:
@@ -187,9 +187,8 @@ def distill_stage(cfg: Config, method_name: str, task: str, seed: int, data_root
                 args = training_args(sdir / "trainer", cfg, cfg.distill_lr, cfg.stage_epochs, seed * 1000 + s,
                                      save_strategy="epoch", train_sampling_strategy="group_by_length")
                 trainer = distill_trainer(cfg, model, tok, items, targets[chosen], weights, args)
-                last = last_checkpoint(sdir / "trainer")
-                result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-                train_s = time.time() - start - select_s
+                result, before = trainer.train_or_resume()
+                train_s = time.time() - start - select_s + before
                 trainer.save_model(str(sdir / "model"))
                 ranks.barrier()  # the saved model is complete before any rank loads it
                 dev, rows = evaluate(load_model(sdir / "model", inference_dtype(cfg)), tok, splits["dev"], task, cfg,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from scd.train.models import device_of
-from scd.train.training import MeanLossTrainer, check_finite, last_checkpoint, training_args
+from scd.train.training import MeanLossTrainer, check_finite, training_args
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -64,13 +64,12 @@ def pretrain(model, stream: np.ndarray, steps: int, batch: int, lr: float, cfg: 
                          save_strategy="steps", save_steps=max(1, steps // 4), save_total_limit=1,
                          logging_steps=max(1, steps // 20))
     trainer = FullSequenceTrainer(model=model, args=args, train_dataset=data, callbacks=list(callbacks))
-    last = last_checkpoint(out_dir)
-    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    result, before = trainer.train_or_resume()
     trainer.save_model(str(save_to))
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {"steps": steps, "tokens": len(data) * cfg.pretrain_window,
             "final_loss": losses[-1] if losses else float(result.training_loss),
-            "train_runtime_s": result.metrics.get("train_runtime"), "loss_curve": losses}
+            "train_runtime_s": result.metrics.get("train_runtime"), "resumed_s": before, "loss_curve": losses}
 
 
 @torch.no_grad()

@@ -7,15 +7,17 @@ Optimiser and schedule: ``scd.train.training``.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 from transformers import TrainerCallback
 
+from scd.core import ranks
 from scd.data.encoding import PadCollator, encode
 from scd.train.models import answer_logits
-from scd.train.training import MeanLossTrainer, check_finite, last_checkpoint, training_args
+from scd.train.training import WALL_FILE, MeanLossTrainer, check_finite, training_args
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -62,13 +64,29 @@ def checkpoint_steps(total_steps: int, n: int) -> list[int]:
     return sorted({max(1, round(total_steps * (i + 1) / n)) for i in range(n)})
 
 
+def copy_checkpoints(steps: list[int], donors, out_dir: Path) -> bool:
+    for donor in donors:
+        have = {int(p.name.split("-")[1]): p for p in Path(donor).glob("checkpoint-*")
+                if (p / "trainer_state.json").is_file()}
+        if set(steps) <= set(have):
+            for step in steps:  # copies, not links: the resumed trainer may write into its checkpoints
+                part = out_dir / f".checkpoint-{step}.part"
+                shutil.rmtree(part, ignore_errors=True)
+                shutil.copytree(have[step], part, ignore=shutil.ignore_patterns(WALL_FILE))  # the time is this run's
+                part.rename(out_dir / f"checkpoint-{step}")  # whole, or not there: a kill mid-copy is redone
+            return True
+    return False
+
+
 def steps_per_epoch(n_items: int, cfg: Config) -> int:
     return math.ceil(n_items / cfg.batch_size)
 
 
 def run_sft(model, tok, train_records: list[dict], cfg: Config, out_dir: Path, lr: float, epochs: int,
-            seed: int, n_checkpoints: int) -> list[tuple[int, Path]]:
-    """Train (resuming from the last checkpoint in ``out_dir`` if any); return [(step, path)]."""
+            seed: int, n_checkpoints: int, donors=()) -> tuple[list[tuple[int, Path]], float]:
+    """Train (resuming from the last checkpoint in ``out_dir`` if any); return [(step, path)] and
+    the seconds trained before a resume. ``donors``: trainer folders of the same training with more
+    checkpoints; the first that has all of this run's is copied, and training resumes at its end."""
     items, _ = encode(train_records, tok, cfg)
     total = steps_per_epoch(len(items), cfg) * epochs
     steps = checkpoint_steps(total, n_checkpoints)
@@ -76,10 +94,12 @@ def run_sft(model, tok, train_records: list[dict], cfg: Config, out_dir: Path, l
     trainer = AnswerOnlyTrainer(model=model, args=args, train_dataset=items, data_collator=PadCollator(tok.pad_token_id),
                                 processing_class=tok,
                                 callbacks=[SaveAtSteps(steps)])
-    last = last_checkpoint(out_dir)
-    trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if ranks.is_main() and not any(out_dir.glob("checkpoint-*")):
+        copy_checkpoints(steps, donors, out_dir)
+    ranks.barrier()
+    _, before = trainer.train_or_resume()
     found = {int(p.name.split("-")[1]): p for p in out_dir.glob("checkpoint-*")}
     missing = [s for s in steps if s not in found]
     if missing:
         raise RuntimeError(f"{out_dir}: expected checkpoints at steps {steps}, missing {missing}")
-    return [(s, found[s]) for s in steps]
+    return [(s, found[s]) for s in steps], before

@@ -1,14 +1,17 @@
 """What every trainer of the package shares: ``transformers.TrainingArguments`` built from the
 config (AdamW (0.9, 0.95), clip, cosine with warm-up, as in the paper), a per-batch-mean loss
-base class, the non-finite-loss guard and resumption from the newest complete checkpoint."""
+base class, the non-finite-loss guard and resumption from the newest complete checkpoint, with
+the wall time of the interrupted part carried over so a resumed stage reports its whole cost."""
 from __future__ import annotations
 
+import json
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 from scd.core import ranks
@@ -34,6 +37,15 @@ class MeanLossTrainer(Trainer):
         for callback in self.callback_handler.callbacks:  # TrainingArguments has no logging_dir since transformers 5
             if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
                 callback.logging_dir = str(logging_dir(self.args.output_dir))
+        self.clock = WallClock()
+        self.callback_handler.callbacks.insert(0, self.clock)  # first: a callback that fails on save comes after it
+
+    def train_or_resume(self):
+        """``train`` from the newest complete checkpoint in the output folder, if any. Returns the
+        result and the seconds the interrupted runs before it had trained (0 for a fresh start)."""
+        last = last_checkpoint(self.args.output_dir)
+        self.clock.before = seconds_before(last)
+        return self.train(resume_from_checkpoint=str(last) if last else None), self.clock.before
 
     def items_in(self, batch: dict) -> int | None:
         """How many items ``compute_loss`` averages over in ``batch`` (answer tokens, samples), or
@@ -119,6 +131,31 @@ def logging_dir(out_dir: Path) -> Path:
     """TensorBoard event files of one trainer folder (an SFT run, a distillation stage): a fixed
     name, so a resumed stage appends to its own folder instead of starting a dated one."""
     return Path(out_dir) / "logs"
+
+
+WALL_FILE = "wall_seconds.json"
+
+
+class WallClock(TrainerCallback):
+    """Writes, beside each checkpoint, the seconds trained up to it (this run's and the runs it
+    resumed): a stage killed and resumed still reports what it cost in all."""
+
+    def __init__(self):
+        self.before, self.start = 0.0, time.time()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.time()
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and ckpt.is_dir():
+            (ckpt / WALL_FILE).write_text(json.dumps({"seconds": self.before + time.time() - self.start}))
+
+
+def seconds_before(checkpoint: Path | None) -> float:
+    """Seconds trained up to ``checkpoint`` (0 when none, or saved before this file existed)."""
+    path = Path(checkpoint or "", WALL_FILE)
+    return float(json.loads(path.read_text())["seconds"]) if checkpoint and path.is_file() else 0.0
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:
