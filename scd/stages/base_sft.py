@@ -129,8 +129,8 @@ def _gemma_base(cfg: Config, role: str, data_root) -> tuple[Path, BaseRecord]:
         if ranks.is_main():
             tok.save_pretrained(path / "model")
             losses["healed"] = window_loss(load_model(path / "model"), **probe)
-            return BaseRecord(key=key, params=params, tokenizer_hash=tokenizer_hash(tok), wall_s=time.time() - start + info.get("resumed_s", 0.0),
-                              world_size=ranks.world_size(),
+            return BaseRecord(key=key, params=params, tokenizer_hash=tokenizer_hash(tok),
+                              wall_s=time.time() - start + info.get("resumed_s", 0.0), world_size=ranks.world_size(),
                               details=info | {"kept_layers": kept, "corpus_tokens": int(len(stream)),
                                               "window_loss": losses})
     return _model_dir(cfg, key, role, prune_and_heal)

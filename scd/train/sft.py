@@ -17,7 +17,7 @@ from transformers import TrainerCallback
 from scd.core import ranks
 from scd.data.encoding import PadCollator, encode
 from scd.train.models import answer_logits
-from scd.train.training import WALL_FILE, MeanLossTrainer, check_finite, training_args
+from scd.train.training import WALL_FILE, MeanLossTrainer, check_finite, checkpoints, training_args
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -64,18 +64,16 @@ def checkpoint_steps(total_steps: int, n: int) -> list[int]:
     return sorted({max(1, round(total_steps * (i + 1) / n)) for i in range(n)})
 
 
-def copy_checkpoints(steps: list[int], donors, out_dir: Path) -> bool:
+def copy_checkpoints(steps: list[int], donors, out_dir: Path) -> None:
     for donor in donors:
-        have = {int(p.name.split("-")[1]): p for p in Path(donor).glob("checkpoint-*")
-                if (p / "trainer_state.json").is_file()}
+        have = checkpoints(donor)
         if set(steps) <= set(have):
             for step in steps:  # copies, not links: the resumed trainer may write into its checkpoints
                 part = out_dir / f".checkpoint-{step}.part"
                 shutil.rmtree(part, ignore_errors=True)
                 shutil.copytree(have[step], part, ignore=shutil.ignore_patterns(WALL_FILE))  # the time is this run's
                 part.rename(out_dir / f"checkpoint-{step}")  # whole, or not there: a kill mid-copy is redone
-            return True
-    return False
+            return
 
 
 def steps_per_epoch(n_items: int, cfg: Config) -> int:
@@ -98,7 +96,7 @@ def run_sft(model, tok, train_records: list[dict], cfg: Config, out_dir: Path, l
         copy_checkpoints(steps, donors, out_dir)
     ranks.barrier()
     _, before = trainer.train_or_resume()
-    found = {int(p.name.split("-")[1]): p for p in out_dir.glob("checkpoint-*")}
+    found = checkpoints(out_dir)
     missing = [s for s in steps if s not in found]
     if missing:
         raise RuntimeError(f"{out_dir}: expected checkpoints at steps {steps}, missing {missing}")

@@ -4,7 +4,6 @@ base class, the non-finite-loss guard and resumption from the newest complete ch
 the wall time of the interrupted part carried over so a resumed stage reports its whole cost."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 from scd.core import ranks
-from scd.core.io import quiet
+from scd.core.io import quiet, read_json, write_json
 
 if TYPE_CHECKING:
     from scd.core.config import Config
@@ -149,16 +148,21 @@ class WallClock(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and ckpt.is_dir():
-            (ckpt / WALL_FILE).write_text(json.dumps({"seconds": self.before + time.time() - self.start}))
+            write_json(ckpt / WALL_FILE, {"seconds": self.before + time.time() - self.start})
 
 
 def seconds_before(checkpoint: Path | None) -> float:
     """Seconds trained up to ``checkpoint`` (0 when none, or saved before this file existed)."""
     path = Path(checkpoint or "", WALL_FILE)
-    return float(json.loads(path.read_text())["seconds"]) if checkpoint and path.is_file() else 0.0
+    return float(read_json(path)["seconds"]) if checkpoint and path.is_file() else 0.0
+
+
+def checkpoints(out_dir: Path) -> dict[int, Path]:
+    """Complete checkpoints by step (Trainer writes trainer_state.json last)."""
+    return {int(p.name.split("-")[1]): p for p in Path(out_dir).glob("checkpoint-*")
+            if (p / "trainer_state.json").is_file()}
 
 
 def last_checkpoint(out_dir: Path) -> Path | None:
-    """Newest complete checkpoint (Trainer writes trainer_state.json last)."""
-    done = [p for p in Path(out_dir).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
+    done = checkpoints(out_dir)
+    return done[max(done)] if done else None
