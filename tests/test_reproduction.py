@@ -45,16 +45,16 @@ def test_a_perturbed_reference_is_within_noise_or_named(tmp_path):
     shutil.copytree(committed / "cpu", tmp_path / "cpu")
     runs = pd.read_csv(tmp_path / "cpu" / "runs.csv")
     crade = runs[(runs.task == "crade")].groupby("model")["primary"].std()
-    near, far = (runs.task == "crade") & (runs.seed == 0) & (runs.model == "teacher_sft"), \
+    near, far = (runs.task == "crade") & (runs.seed == 0) & (runs.model == "student_sft"), \
         (runs.task == "crade") & (runs.seed == 0) & (runs.model == "td")
-    runs.loc[near, "primary"] += crade["teacher_sft"] / 2
+    runs.loc[near, "primary"] += crade["student_sft"] / 2
     runs.loc[far, "primary"] += 10 * crade["td"]
     runs.to_csv(tmp_path / "cpu" / "runs.csv", index=False)
     got = compare(table_cells(cfg, committed), table_cells(cfg, tmp_path), noise_cells(cfg, committed))
     status = got.set_index("cell")["status"]
-    assert status["runs: model=teacher_sft task=crade seed=0 primary"] == "within noise"
+    assert status["runs: model=student_sft task=crade seed=0 primary"] == "within noise"
     assert status["runs: model=td task=crade seed=0 primary"] == "beyond noise"
-    assert (status.drop(["runs: model=teacher_sft task=crade seed=0 primary",
+    assert (status.drop(["runs: model=student_sft task=crade seed=0 primary",
                          "runs: model=td task=crade seed=0 primary"]) == "identical").all()
     line = verdict(got)
     assert line.startswith("1 of ") and "runs: model=td task=crade seed=0 primary" in line

@@ -156,6 +156,7 @@ def margin_scatter(frame: pd.DataFrame):
     ax.axhline(0, color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.5)
     ax.set(xlabel="SFT margin R_T − R_S (0/1 error)", ylabel="distilled − teacher (test score)")
+    sns.move_legend(ax, "center left", bbox_to_anchor=(1.02, 0.5), frameon=False)  # never over a point
     return fig
 
 

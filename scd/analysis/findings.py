@@ -145,15 +145,15 @@ def base_models(cfg: Config, results_root, base: dict | None = None) -> str:
 
 @_graceful
 def teacher_trajectory(cfg: Config, results_root, traj: pd.DataFrame | None = None) -> str:
-    """Which checkpoint dev selection picks, the teacher's lead on dev, and whether it carries to test."""
+    """Dev selection's picks (a teacher that seeds share counts once), the teacher's dev lead, and on test."""
     traj = _need(traj if traj is not None else load_table(cfg, "trajectory", results_root), "the SFT trajectory")
-    best, last = traj[traj.best], sorted(traj.checkpoint.unique())[-1]
-    picks = best[best.model == "teacher_sft"].checkpoint.value_counts()
+    teachers, last = traj[traj.best & (traj.model == "teacher_sft")], sorted(traj.checkpoint.unique())[-1]
+    picks = teachers.assign(t=teachers.seed.map(cfg.teacher_seed)).drop_duplicates(["task", "t"]).checkpoint.value_counts()
     rest = ", ".join(f"{c}: {k}" for c, k in sorted(picks.items()) if c != last)
     teacher = traj[traj.model == "teacher_sft"].groupby("task").dev_selection
     flat = [t for t, spread in (teacher.max() - teacher.min()).items() if spread < 1e-12]
     lines = [f"The teacher's dev selection picks the last checkpoint ({last}) in {picks.get(last, 0)} of "
-             f"{picks.sum()} task-seed pairs" + (f" ({rest})." if rest else "."),
+             f"{picks.sum()} teacher runs (one per task and teacher seed" + (f"; {rest})." if rest else ")."),
              f"On {', '.join(flat)} every teacher checkpoint scores the same on dev: the tie-break (lowest dev gold "
              "loss) picks." if flat else ""]
     gap = signal.dev_gap(traj, tables.thin_tasks(cfg)).set_index("task")  # notebook 3's table

@@ -267,8 +267,8 @@ def claims_text(table: pd.DataFrame, subtask_share: float, n_subtasks: int, rho:
              "distilled students only, since the subsets are defined by the SFT models' own errors; each claim is "
              "stated on all tasks and again without the tasks where the two models give every item the same credit; "
              "MDE: the smallest true difference a two-sided 5% test detects with 80% power, 2.8 clustered standard "
-             "errors; intervals and MDE are conditional on these trained runs, seed-to-seed training variance is not "
-             "in them):", ""]
+             "errors; intervals and MDE also resample the seeds' runs, so their training variance is in them, except "
+             "for a teacher that several seeds share, which is one run):", ""]
     for r in table.itertuples():
         if r.verdict == "untestable":
             lines.append(f"- *{r.claim}*: **untestable** — no {r.subset} items in these runs.")
