@@ -85,11 +85,12 @@ def _credit(cfg: Config, results_root, variant: str, method: str, task: str, see
     return rows.sort_values("id")["correct"].to_numpy(float)
 
 
-def variant_effects(cfg: Config, tasks, method: str = "scd_aw", results_root="results", n_boot: int = 2000) -> pd.DataFrame:
+def variant_effects(cfg: Config, tasks, method: str = "scd_aw", results_root="results", n_boot: int = 2000,
+                    table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each variant the table holds minus the default on the same test items and seeds: paired
     bootstrap interval over test items (each drawn with all its seeds' rows), p and ``mde``
-    (``scd.analysis.power``)."""
-    rows, names = [], dict.fromkeys(load(cfg, tasks, results_root)["variant"])
+    (``scd.analysis.power``); ``table``: :func:`load`'s, when already read."""
+    rows, names = [], dict.fromkeys((load(cfg, tasks, results_root) if table is None else table)["variant"])
     for task in tasks:
         base = np.stack([_credit(cfg, results_root, "default", method, task, s) for s in cfg.seeds])
         for name in names:

@@ -142,14 +142,15 @@ def _detect(a: str, b: str, source: str, subset: str, tasks: str, n, diff, lo, h
             "lo": lo, "hi": hi, "mde": mde, "paper_diff": paper_diff, "verdict": verdict}
 
 
-def run_targets(cfg: Config, scores: pd.DataFrame, results_root, signal: pd.DataFrame | None = None) -> pd.DataFrame:
+def run_targets(cfg: Config, scores: pd.DataFrame, results_root, signal: pd.DataFrame | None = None,
+                spent: pd.DataFrame | None = None) -> pd.DataFrame:
     """The targets table (``scd.analysis.targets``) of a results folder; ``scores``: Table 1's."""
     signal = signals.check_table(cfg, scores, results_root) if signal is None else signal
     thin = set(tables.thin_tasks(cfg))
     diffs = {(a, b): [tables.credit_matrix(cfg, t, a, results_root) - tables.credit_matrix(cfg, t, b, results_root)
                       for t in cfg.tasks if t not in thin]
              for a, b in targets.DIFFERENCES if {a, b} <= set(cfg.models)}
-    return targets.target_table(cfg, load_runs(cfg, results_root), signal, diffs, results_root)
+    return targets.target_table(cfg, load_runs(cfg, results_root), signal, diffs, results_root, spent)
 
 
 def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
@@ -160,7 +161,8 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     signal = signals.check_table(cfg, scores, results_root)
     if len(signal):
         paths += write_table(out / "signal_checks", signal)
-    paths += write_table(out / "targets", run_targets(cfg, scores, results_root, signal))
+    spent = run_time(cfg, results_root)  # where the time goes (notebook 7), and the time targets
+    paths += write_table(out / "targets", run_targets(cfg, scores, results_root, signal, spent))
     paths += write_table(out / "dev_gap", signals.dev_gap(load_table(cfg, "trajectory", results_root),
                                                           tables.thin_tasks(cfg)))
     upstream = table1_upstream_ner(cfg, results_root)
@@ -173,7 +175,7 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     paths += write_table(out / "detectable", detectable(scores, sub["claims"]))
     runs = load_runs(cfg, results_root)
     paths += write_table(out / "efficiency", efficiency(runs))
-    if len(spent := run_time(cfg, results_root)):  # where the time goes (notebook 7)
+    if len(spent):
         paths += write_table(out / "run_time", spent)
     parses = ner_parses(runs)
     if parses is not None:
@@ -185,5 +187,6 @@ def write_all(cfg: Config, results_root, ablation_tasks=()) -> list[Path]:
     if ablation_tasks:
         abl = ablations.load(cfg, ablation_tasks, results_root)
         paths += write_table(out / "ablations_summary", ablations.summary(cfg, abl).reset_index())
-        paths += write_table(out / "ablations_effects", ablations.variant_effects(cfg, ablation_tasks, results_root=results_root))
+        effects = ablations.variant_effects(cfg, ablation_tasks, results_root=results_root, table=abl)
+        paths += write_table(out / "ablations_effects", effects)
     return paths

@@ -70,7 +70,7 @@ def difference_rows(diffs: dict[tuple[str, str], list], n_boot: int = 1000) -> l
     return rows
 
 
-def timing_rows(cfg: Config, results_root) -> list[dict]:
+def timing_rows(cfg: Config, results_root, spent: pd.DataFrame | None = None) -> list[dict]:
     """The wall time of the last run, judged only when it computed every stage itself
     (``timing.json``: a run that loaded stages from ``runs/`` says nothing about the time); and the
     stage times summed (:func:`scd.analysis.export.run_time`) for the first seed and for all. A sum
@@ -84,7 +84,7 @@ def timing_rows(cfg: Config, results_root) -> list[dict]:
     rows = [{"target": f"wall time of one run computing every stage, {len(cfg.seeds)} seed(s), base LMs "
                        "included (minutes; empty: not measured as one run)", "model": "all", "task": "all",
              "value": minutes, "threshold": limit, "met": bool(minutes <= limit) if whole else None}]
-    spent = run_time(cfg, results_root)
+    spent = run_time(cfg, results_root) if spent is None else spent  # ``spent``: that table, when already made
     if not len(spent):
         return rows
     total = spent.set_index("part").loc["total"]
@@ -99,12 +99,13 @@ def timing_rows(cfg: Config, results_root) -> list[dict]:
     return rows
 
 
-def target_table(cfg: Config, runs: pd.DataFrame, signal: pd.DataFrame, diffs: dict, results_root="results") -> pd.DataFrame:
+def target_table(cfg: Config, runs: pd.DataFrame, signal: pd.DataFrame, diffs: dict, results_root="results",
+                 spent: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every target of the run, from its runs table, its signal checks (``scd.analysis.signal``)
     and the credit differences of :data:`DIFFERENCES` (``scd.analysis.products.targets`` gathers them)."""
     checks = signal.rename(columns={"check": "target"}).assign(model="teacher_sft")
     rows = loss_rows(cfg, runs) + collapse_rows(cfg, results_root)
-    return pd.DataFrame(rows + checks.to_dict("records") + difference_rows(diffs) + timing_rows(cfg, results_root),
+    return pd.DataFrame(rows + checks.to_dict("records") + difference_rows(diffs) + timing_rows(cfg, results_root, spent),
                         columns=COLUMNS)
 
 
